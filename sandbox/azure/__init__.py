@@ -1,0 +1,115 @@
+"""Entra ID, Microsoft Graph and Key Vault, simulated over HTTPS on loopback.
+
+`python -m sandbox.azure` serves it; :class:`Simulator` starts that process from Python (tests) and
+talks to its admin API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+
+class Simulator:
+    """Run `python -m sandbox.azure` as a child process; a context manager.
+
+    Readiness is the JSON line the process prints once every origin listens; no polling."""
+
+    def __init__(self, *args: str, state_dir: Path | str | None = None, start_timeout: float = 30.0) -> None:
+        self.args = list(args)
+        self.state_dir = Path(state_dir) if state_dir else None
+        self.start_timeout = start_timeout
+        self.process: subprocess.Popen | None = None
+        self.info: dict = {}
+        self._ssl: ssl.SSLContext | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def start(self) -> "Simulator":
+        """Start the process and wait for its JSON line."""
+        argv = [sys.executable, "-m", "sandbox.azure", *self.args]
+        if self.state_dir is not None:
+            argv += ["--state-dir", str(self.state_dir)]
+        root = Path(__file__).resolve().parents[2]
+        env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=None, cwd=root, env=env,
+                                        start_new_session=True, text=True)
+        line = self._read_line()
+        self.info = json.loads(line)
+        self._ssl = ssl.create_default_context(cafile=self.info["caBundle"])
+        return self
+
+    def _read_line(self) -> str:
+        import selectors
+
+        assert self.process and self.process.stdout
+        selector = selectors.DefaultSelector()
+        selector.register(self.process.stdout, selectors.EVENT_READ)
+        if not selector.select(self.start_timeout):
+            self.stop()
+            raise RuntimeError(f"sandbox.azure printed nothing within {self.start_timeout} s")
+        line = self.process.stdout.readline()
+        if not line:
+            code = self.process.wait()
+            raise RuntimeError(f"sandbox.azure exited with {code} before it was ready")
+        return line
+
+    def stop(self) -> None:
+        """SIGTERM the process group, then SIGKILL if it lingers."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> "Simulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- admin API ------------------------------------------------------------------------------------
+    def admin(self, method: str, path: str, body: dict | None = None) -> dict:
+        """Call an admin route (path below /_sandbox) and return its JSON."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.info['adminUrl']}{path}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, context=self._ssl, timeout=30) as response:
+            return json.loads(response.read())
+
+    def advance_clock(self, seconds: float) -> dict:
+        """Move the sandbox clock forward."""
+        return self.admin("POST", "/clock", {"advanceSeconds": seconds})
+
+    def set_faults(self, rules: list[dict] | None = None, replication_delay: dict | None = None) -> dict:
+        """Replace the fault rules and replication delays."""
+        return self.admin("PUT", "/faults", {"rules": rules or [], "replicationDelay": replication_delay or {}})
+
+    def grant(self, tenant_id: str, roles: list[str], principal: str = "provisioner",
+              resource_app_id: str = "00000003-0000-0000-c000-000000000000") -> dict:
+        """Set the app roles a seeded principal holds on a resource."""
+        return self.admin("PUT", f"/tenants/{tenant_id}/grants",
+                          {"principal": principal, "resourceAppId": resource_app_id, "roles": roles})
+
+    def tenant_state(self, tenant_id: str) -> dict:
+        """Objects and counts in a tenant."""
+        return self.admin("GET", f"/tenants/{tenant_id}")
+
+    def requests_since(self, index: int = 0) -> dict:
+        """Requests the simulator served since `index`."""
+        return self.admin("GET", f"/requests?since={index}")
+
+    @property
+    def home(self) -> dict:
+        """The home tenant's description (the product's own tenant: the vault lives there)."""
+        return next(t for t in self.info["tenants"] if t["home"])

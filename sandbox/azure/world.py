@@ -1,0 +1,315 @@
+"""In-memory state of the simulated Microsoft cloud: tenants, directory objects, the vault, faults.
+
+Directory objects are stored as the JSON Graph returns (camelCase dicts). What Graph never returns
+(client secrets, creation times used for replication delay) lives beside them, not inside them.
+Everything runs on one asyncio loop, so handlers need no locks as long as they do not await between
+a read and the write that depends on it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sandbox.clock import Clock, isoformat_z
+
+from . import microsoft as ms
+
+
+def new_id() -> str:
+    """A directory object id (GUID)."""
+    return str(uuid.uuid4())
+
+
+@dataclass
+class Tenant:
+    """One Entra ID tenant and its directory."""
+
+    id: str
+    domain: str
+    display_name: str
+    applications: dict[str, dict] = field(default_factory=dict)        # object id -> application
+    service_principals: dict[str, dict] = field(default_factory=dict)  # object id -> servicePrincipal
+    app_role_assignments: dict[str, dict] = field(default_factory=dict)  # id -> appRoleAssignment
+    role_assignments: dict[str, dict] = field(default_factory=dict)    # id -> unifiedRoleAssignment
+    role_definitions: dict[str, dict] = field(default_factory=dict)    # id -> unifiedRoleDefinition
+    owners: dict[str, set[str]] = field(default_factory=dict)          # application object id -> owner ids
+    client_secrets: dict[str, list[dict]] = field(default_factory=dict)  # application object id -> secrets
+    created_at: dict[str, float] = field(default_factory=dict)         # object id -> sandbox epoch
+    mail: list[dict] = field(default_factory=list)                     # recorded sendMail requests
+    organization: dict = field(default_factory=dict)
+    seeded: dict = field(default_factory=dict)                         # provisioner / managed identity ids
+
+    # -- lookups ---------------------------------------------------------------------------------
+    def application_by_app_id(self, app_id: str) -> dict | None:
+        """The application object registered in this tenant with this appId."""
+        return next((a for a in self.applications.values() if a["appId"] == app_id), None)
+
+    def application_by_unique_name(self, unique_name: str) -> dict | None:
+        """The application with this uniqueName (compared case-insensitively, as Graph does)."""
+        wanted = unique_name.lower()
+        return next((a for a in self.applications.values()
+                     if (a.get("uniqueName") or "").lower() == wanted), None)
+
+    def service_principal_by_app_id(self, app_id: str) -> dict | None:
+        """The service principal of `app_id` in this tenant."""
+        return next((s for s in self.service_principals.values() if s["appId"] == app_id), None)
+
+    def assignments_of(self, principal_id: str) -> list[dict]:
+        """App role assignments granted to a principal."""
+        return [a for a in self.app_role_assignments.values() if a["principalId"] == principal_id]
+
+    def roles_for(self, principal_id: str, resource_sp_id: str) -> list[str]:
+        """The app-role values `principal_id` holds on the resource service principal (token `roles`)."""
+        resource = self.service_principals.get(resource_sp_id)
+        if resource is None:
+            return []
+        by_id = {r["id"]: r["value"] for r in resource.get("appRoles", [])}
+        return sorted({by_id[a["appRoleId"]] for a in self.assignments_of(principal_id)
+                       if a["resourceId"] == resource_sp_id and a["appRoleId"] in by_id})
+
+    def counts(self) -> dict:
+        """How many objects of each kind exist (tests assert 'nothing new was created')."""
+        return {
+            "applications": len(self.applications),
+            "servicePrincipals": len(self.service_principals),
+            "appRoleAssignments": len(self.app_role_assignments),
+            "roleAssignments": len(self.role_assignments),
+            "mail": len(self.mail),
+        }
+
+
+@dataclass
+class FaultRule:
+    """One fault: latency and/or an error status on matching requests."""
+
+    origin: str = "*"           # login | graph | vault | identity | *
+    method: str = "*"
+    path: str = ""              # regular expression searched in the path (with query)
+    latency_ms: float = 0.0
+    status: int | None = None   # 429, 500, 503 …
+    count: int | None = None    # fire the error this many times; None = every time (or per rate)
+    rate_per_second: float | None = None  # throttle only requests above this rate
+    retry_after: float | None = None
+    fired: int = 0
+    window: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """The rule as the admin API shows it."""
+        return {"origin": self.origin, "method": self.method, "path": self.path, "latencyMs": self.latency_ms,
+                "status": self.status, "count": self.count, "ratePerSecond": self.rate_per_second,
+                "retryAfter": self.retry_after, "fired": self.fired}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "FaultRule":
+        """Parse a rule from the admin API (camelCase keys)."""
+        known = {"origin", "method", "path", "latencyMs", "status", "count", "ratePerSecond", "retryAfter"}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault field(s): {sorted(unknown)}")
+        rule = cls(origin=data.get("origin", "*"), method=data.get("method", "*").upper(),
+                   path=data.get("path", ""), latency_ms=float(data.get("latencyMs", 0)),
+                   status=data.get("status"), count=data.get("count"),
+                   rate_per_second=data.get("ratePerSecond"), retry_after=data.get("retryAfter"))
+        if rule.status is not None and not 400 <= int(rule.status) <= 599:
+            raise ValueError("status must be an HTTP error status (400-599)")
+        return rule
+
+
+@dataclass
+class RequestRecord:
+    """One request the simulator served (for counting calls in benchmarks and tests)."""
+
+    origin: str
+    method: str
+    path: str
+    status: int
+    tenant_id: str | None = None
+
+
+class World:
+    """Everything the simulator knows; one instance per simulator process."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()
+        self.tenants: dict[str, Tenant] = {}
+        self.home_tenant_id: str | None = None
+        self.faults: list[FaultRule] = []
+        # Replication delay in sandbox seconds, per object kind: "application", "servicePrincipal".
+        # A new object of that kind cannot be referenced by other writes until the delay has passed.
+        self.replication_delay: dict[str, float] = {}
+        self.requests: list[RequestRecord] = []
+        self.vault: dict = {}          # owned by sandbox.azure.keyvault
+        self.identity_header = secrets.token_urlsafe(24)
+        self.managed_identity_default: tuple[str, str] | None = None  # (tenant id, appId)
+
+    # -- time -------------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        """Sandbox time (aware UTC)."""
+        return self.clock.now()
+
+    def now_iso(self) -> str:
+        """Sandbox time as Graph formats it (ISO-8601 with Z)."""
+        return isoformat_z(self.clock.now().replace(microsecond=0))
+
+    # -- tenants ----------------------------------------------------------------------------------
+    def tenant(self, tenant_ref: str) -> Tenant | None:
+        """Find a tenant by id or verified domain (both appear in authority URLs)."""
+        key = tenant_ref.lower()
+        if key in self.tenants:
+            return self.tenants[key]
+        return next((t for t in self.tenants.values() if t.domain.lower() == key), None)
+
+    def home_application(self, app_id: str) -> tuple[Tenant, dict] | None:
+        """The application object behind `app_id`, wherever it is registered (its home tenant)."""
+        for tenant in self.tenants.values():
+            app = tenant.application_by_app_id(app_id)
+            if app is not None:
+                return tenant, app
+        return None
+
+    # -- replication ------------------------------------------------------------------------------
+    def record_created(self, tenant: Tenant, object_id: str) -> None:
+        """Remember when an object was created (sandbox clock), for replication delay."""
+        tenant.created_at[object_id] = self.clock.epoch()
+
+    def is_replicated(self, tenant: Tenant, object_id: str, kind: str) -> bool:
+        """Whether a new object of `kind` is visible to reference updates yet."""
+        delay = self.replication_delay.get(kind, 0.0)
+        created = tenant.created_at.get(object_id)
+        return delay <= 0 or created is None or self.clock.epoch() >= created + delay
+
+    # -- seeding ----------------------------------------------------------------------------------
+    def add_tenant(self, index: int, default_roles: list[str]) -> Tenant:
+        """Create a tenant with Microsoft's first-party service principals, role definitions, a
+        provisioner app (client secret, `default_roles` on Microsoft Graph) and a managed identity."""
+        tenant_id = new_id()
+        tenant = Tenant(id=tenant_id, domain=f"tenant{index}.onmicrosoft.com", display_name=f"Sandbox Tenant {index}")
+        tenant.organization = {
+            "id": tenant_id, "displayName": tenant.display_name, "tenantType": "AAD",
+            "verifiedDomains": [{"name": tenant.domain, "isDefault": True, "isInitial": True, "type": "Managed",
+                                 "capabilities": "Email, OfficeCommunicationsOnline"}],
+            "createdDateTime": self.now_iso(),
+        }
+        self.tenants[tenant_id] = tenant
+        for seed in ms.FIRST_PARTY_SERVICE_PRINCIPALS.values():
+            sp = self._service_principal(tenant, seed["appId"], seed["displayName"], "Application",
+                                         app_owner_tenant=ms.MICROSOFT_TENANT_ID)
+            sp["appRoles"] = [dict(role) for role in seed.get("appRoles", [])]
+            sp["servicePrincipalNames"] = list(seed.get("servicePrincipalNames", []))
+        for definition in ms.DIRECTORY_ROLE_DEFINITIONS.values():
+            tenant.role_definitions[definition["id"]] = dict(definition)
+
+        # The provisioner: an app registration with a client secret, whose Graph roles tests configure.
+        app = self.new_application(tenant, {"displayName": "certauth provisioner (sandbox seed)",
+                                            "signInAudience": "AzureADMyOrg"})
+        secret = f"sbx~{secrets.token_urlsafe(30)}"
+        tenant.client_secrets[app["id"]] = [{"keyId": new_id(), "secretText": secret, "endDateTime": None}]
+        app["passwordCredentials"] = [{"keyId": tenant.client_secrets[app["id"]][0]["keyId"],
+                                       "displayName": "sandbox seed", "hint": secret[:3],
+                                       "startDateTime": self.now_iso(), "endDateTime": "2299-12-31T00:00:00Z",
+                                       "customKeyIdentifier": None, "secretText": None}]
+        provisioner_sp = self._service_principal(tenant, app["appId"], app["displayName"], "Application",
+                                                 app_owner_tenant=tenant_id)
+        mi_app_id = new_id()
+        mi_sp = self._service_principal(tenant, mi_app_id, f"certauth-func-{index}", "ManagedIdentity",
+                                        app_owner_tenant=ms.MICROSOFT_TENANT_ID)
+        graph_sp = tenant.service_principal_by_app_id(ms.MICROSOFT_GRAPH_APP_ID)
+        for principal in (provisioner_sp, mi_sp):
+            self.set_roles(tenant, principal["id"], graph_sp["id"], default_roles)
+        tenant.seeded = {
+            "provisioner": {"clientId": app["appId"], "clientSecret": secret, "applicationObjectId": app["id"],
+                            "servicePrincipalId": provisioner_sp["id"]},
+            "managedIdentity": {"clientId": mi_app_id, "principalId": mi_sp["id"]},
+        }
+        # Seeds are old: they are never subject to replication delay.
+        tenant.created_at.clear()
+        return tenant
+
+    def add_consent_app(self, tenant: Tenant, roles: list[str], redirect_uri: str) -> dict:
+        """Seed the product's multi-tenant provisioner app in the home tenant: customers grant it
+        `roles` on Microsoft Graph through the admin-consent endpoint (the onboarding link)."""
+        graph_roles = {r["value"]: r["id"] for r in ms.FIRST_PARTY_SERVICE_PRINCIPALS[ms.MICROSOFT_GRAPH_APP_ID]["appRoles"]}
+        app = self.new_application(tenant, {
+            "displayName": "certauth onboarding (sandbox seed)", "signInAudience": "AzureADMultipleOrgs",
+            "web": {"redirectUris": [redirect_uri], "homePageUrl": None, "logoutUrl": None},
+            "requiredResourceAccess": [{"resourceAppId": ms.MICROSOFT_GRAPH_APP_ID,
+                                        "resourceAccess": [{"id": graph_roles[r], "type": "Role"} for r in roles]}],
+        })
+        secret = f"sbx~{secrets.token_urlsafe(30)}"
+        tenant.client_secrets[app["id"]] = [{"keyId": new_id(), "secretText": secret, "endDateTime": None}]
+        sp = self.new_service_principal(tenant, app, tenant)
+        tenant.created_at.pop(app["id"], None)
+        tenant.created_at.pop(sp["id"], None)
+        tenant.seeded["consentApp"] = {"clientId": app["appId"], "clientSecret": secret,
+                                       "applicationObjectId": app["id"], "servicePrincipalId": sp["id"],
+                                       "redirectUri": redirect_uri}
+        return app
+
+    def new_application(self, tenant: Tenant, body: dict, owner_id: str | None = None) -> dict:
+        """Create an application object with Graph's defaults merged with `body`."""
+        object_id = new_id()
+        app = {
+            "id": object_id, "appId": new_id(), "displayName": None, "uniqueName": None,
+            "signInAudience": "AzureADMyOrg", "createdDateTime": self.now_iso(), "deletedDateTime": None,
+            "description": None, "notes": None, "tags": [], "identifierUris": [],
+            "keyCredentials": [], "passwordCredentials": [], "requiredResourceAccess": [],
+            "appRoles": [], "web": {"redirectUris": [], "homePageUrl": None, "logoutUrl": None},
+            "publisherDomain": tenant.domain, "isFallbackPublicClient": None,
+        }
+        app.update(body)
+        tenant.applications[object_id] = app
+        tenant.owners[object_id] = {owner_id} if owner_id else set()
+        self.record_created(tenant, object_id)
+        return app
+
+    def _service_principal(self, tenant: Tenant, app_id: str, display_name: str, sp_type: str,
+                           app_owner_tenant: str) -> dict:
+        object_id = new_id()
+        sp = {
+            "id": object_id, "appId": app_id, "displayName": display_name, "servicePrincipalType": sp_type,
+            "accountEnabled": True, "appOwnerOrganizationId": app_owner_tenant, "appRoles": [],
+            "keyCredentials": [], "passwordCredentials": [], "servicePrincipalNames": [app_id],
+            "tags": [], "createdDateTime": self.now_iso(), "deletedDateTime": None,
+            "appRoleAssignmentRequired": False, "signInAudience": "AzureADMyOrg",
+        }
+        tenant.service_principals[object_id] = sp
+        self.record_created(tenant, object_id)
+        return sp
+
+    def new_service_principal(self, tenant: Tenant, app: dict, app_home_tenant: Tenant) -> dict:
+        """Create the service principal of an application in `tenant`."""
+        sp = self._service_principal(tenant, app["appId"], app.get("displayName") or "", "Application",
+                                     app_owner_tenant=app_home_tenant.id)
+        sp["appRoles"] = [dict(r) for r in app.get("appRoles", [])]
+        sp["signInAudience"] = app.get("signInAudience", "AzureADMyOrg")
+        return sp
+
+    def new_app_role_assignment(self, tenant: Tenant, principal: dict, resource: dict, app_role_id: str) -> dict:
+        """Create an appRoleAssignment (admin consent of one application permission)."""
+        assignment = {
+            "id": secrets.token_urlsafe(32)[:43],  # Graph's assignment ids are opaque base64url strings
+            "appRoleId": app_role_id, "createdDateTime": self.now_iso(), "deletedDateTime": None,
+            "principalDisplayName": principal.get("displayName"), "principalId": principal["id"],
+            "principalType": "ServicePrincipal", "resourceDisplayName": resource.get("displayName"),
+            "resourceId": resource["id"],
+        }
+        tenant.app_role_assignments[assignment["id"]] = assignment
+        return assignment
+
+    def set_roles(self, tenant: Tenant, principal_id: str, resource_sp_id: str, values: list[str]) -> list[str]:
+        """Make `principal_id` hold exactly these app roles (by value) on the resource (admin API)."""
+        principal = tenant.service_principals[principal_id]
+        resource = tenant.service_principals[resource_sp_id]
+        by_value = {r["value"]: r["id"] for r in resource.get("appRoles", [])}
+        unknown = [v for v in values if v not in by_value]
+        if unknown:
+            raise ValueError(f"unknown app role(s) on {resource['displayName']}: {unknown}")
+        for assignment_id, a in list(tenant.app_role_assignments.items()):
+            if a["principalId"] == principal_id and a["resourceId"] == resource_sp_id:
+                del tenant.app_role_assignments[assignment_id]
+        for value in values:
+            self.new_app_role_assignment(tenant, principal, resource, by_value[value])
+        return sorted(values)

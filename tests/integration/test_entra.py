@@ -1,0 +1,161 @@
+"""Entra ID in the simulator, driven through azure-identity: secrets, managed identity, admin consent."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import jwt
+import pytest
+from azure.core.exceptions import ClientAuthenticationError
+from azure.identity import ClientSecretCredential, ManagedIdentityCredential
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+
+
+def _claims(token: str) -> dict:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def _secret_credential(simulator, tenant_ref: str, identity: dict, secret: str | None = None):
+    return ClientSecretCredential(tenant_ref, identity["clientId"], secret or identity["clientSecret"],
+                                  authority=simulator.info["authorityHost"], disable_instance_discovery=True)
+
+
+def test_client_secret_token_carries_granted_roles(simulator, customer):
+    simulator.grant(customer["tenantId"], ["Organization.Read.All", "Application.Read.All"])
+    try:
+        token = _secret_credential(simulator, customer["tenantId"], customer["provisioner"]).get_token(GRAPH_SCOPE)
+        claims = _claims(token.token)
+        assert claims["roles"] == ["Application.Read.All", "Organization.Read.All"]
+        assert claims["tid"] == customer["tenantId"]
+        assert claims["appid"] == customer["provisioner"]["clientId"]
+        assert claims["oid"] == customer["provisioner"]["servicePrincipalId"]
+        assert claims["aud"] == "https://graph.microsoft.com"
+    finally:
+        simulator.grant(customer["tenantId"], simulator.info["defaultProvisionerRoles"])
+
+
+def test_tenant_can_be_named_by_domain(simulator, customer):
+    token = _secret_credential(simulator, customer["domain"], customer["provisioner"]).get_token(GRAPH_SCOPE)
+    assert _claims(token.token)["tid"] == customer["tenantId"]
+
+
+def test_wrong_secret_is_refused_with_aadsts7000215(simulator, customer):
+    credential = _secret_credential(simulator, customer["tenantId"], customer["provisioner"], secret="nope")
+    with pytest.raises(ClientAuthenticationError, match="AADSTS7000215"):
+        credential.get_token(GRAPH_SCOPE)
+
+
+def test_unknown_tenant_is_refused_with_aadsts90002(simulator, customer):
+    unknown = "00000000-0000-0000-0000-00000000beef"
+    credential = _secret_credential(simulator, unknown, customer["provisioner"])
+    # MSAL stops at discovery, as it does against Entra, whose discovery answers AADSTS90002.
+    with pytest.raises(ClientAuthenticationError, match="Unable to get authority configuration"):
+        credential.get_token(GRAPH_SCOPE)
+    url = f"{simulator.info['loginUrl']}/{unknown}/v2.0/.well-known/openid-configuration"
+    context = ssl.create_default_context(cafile=simulator.info["caBundle"])
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(url, context=context)
+    assert caught.value.code == 400
+    body = json.loads(caught.value.read())
+    assert body["error"] == "invalid_tenant" and body["error_codes"] == [90002]
+
+
+def test_app_of_another_tenant_is_not_found_with_aadsts700016(simulator, home, customer):
+    credential = _secret_credential(simulator, customer["tenantId"], home["provisioner"])
+    with pytest.raises(ClientAuthenticationError, match="AADSTS700016"):
+        credential.get_token(GRAPH_SCOPE)
+
+
+def test_unknown_resource_is_refused_with_aadsts500011(simulator, customer):
+    credential = _secret_credential(simulator, customer["tenantId"], customer["provisioner"])
+    with pytest.raises(ClientAuthenticationError, match="AADSTS500011"):
+        credential.get_token("https://nothing.example/.default")
+
+
+def test_managed_identity_endpoint_gives_the_provisioner_a_token(simulator, home, monkeypatch):
+    monkeypatch.setenv("IDENTITY_ENDPOINT", simulator.info["identityEndpoint"])
+    monkeypatch.setenv("IDENTITY_HEADER", simulator.info["identityHeader"])
+    token = ManagedIdentityCredential().get_token(GRAPH_SCOPE)
+    claims = _claims(token.token)
+    assert claims["tid"] == home["tenantId"]
+    assert claims["oid"] == home["managedIdentity"]["principalId"]
+    assert set(simulator.info["defaultProvisionerRoles"]) == set(claims["roles"])
+
+
+def test_managed_identity_endpoint_refuses_a_wrong_header(simulator, monkeypatch):
+    monkeypatch.setenv("IDENTITY_ENDPOINT", simulator.info["identityEndpoint"])
+    monkeypatch.setenv("IDENTITY_HEADER", "not-the-header")
+    with pytest.raises(ClientAuthenticationError):
+        ManagedIdentityCredential().get_token(GRAPH_SCOPE)
+
+
+def _follow_consent(simulator, tenant_id: str, client_id: str, redirect_uri: str, state: str):
+    query = urllib.parse.urlencode({"client_id": client_id, "redirect_uri": redirect_uri, "state": state})
+    request = urllib.request.Request(f"{simulator.info['loginUrl']}/{tenant_id}/adminconsent?{query}")
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(
+        context=ssl.create_default_context(cafile=simulator.info["caBundle"])))
+    try:
+        response = opener.open(request)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Location"), exc.read().decode()
+    return response.status, None, response.read().decode()
+
+
+def test_admin_consent_redirects_and_grants_the_multi_tenant_app(simulator, home, customer):
+    app = home["consentApp"]
+    redirect = "http://127.0.0.1:7071/api/onboard/callback"  # loopback: any port matches the registration
+    before = simulator.tenant_state(customer["tenantId"])["counts"]
+    status, location, _ = _follow_consent(simulator, customer["tenantId"], app["clientId"], redirect, "s-1")
+    assert status == 302
+    parsed = urllib.parse.urlsplit(location)
+    assert location.startswith(redirect + "?")
+    assert dict(urllib.parse.parse_qsl(parsed.query)) == {
+        "admin_consent": "True", "tenant": customer["tenantId"], "state": "s-1"}
+    after = simulator.tenant_state(customer["tenantId"])["counts"]
+    assert after["servicePrincipals"] == before["servicePrincipals"] + 1
+    token = ClientSecretCredential(customer["tenantId"], app["clientId"], app["clientSecret"],
+                                   authority=simulator.info["authorityHost"],
+                                   disable_instance_discovery=True).get_token(GRAPH_SCOPE)
+    assert set(_claims(token.token)["roles"]) == set(simulator.info["defaultProvisionerRoles"])
+    # A second consent adds nothing.
+    _follow_consent(simulator, customer["tenantId"], app["clientId"], redirect, "s-2")
+    assert simulator.tenant_state(customer["tenantId"])["counts"] == after
+
+
+def test_admin_consent_refuses_an_unregistered_redirect_uri(simulator, home, customer):
+    status, location, body = _follow_consent(simulator, customer["tenantId"], home["consentApp"]["clientId"],
+                                             "https://evil.example/callback", "s")
+    assert status == 400 and location is None
+    assert "AADSTS50011" in body
+
+
+def test_declined_consent_redirects_with_access_denied(simulator, home, customer):
+    simulator.admin("PUT", "/consent", {"decision": "decline"})
+    try:
+        status, location, _ = _follow_consent(simulator, customer["tenantId"], home["consentApp"]["clientId"],
+                                              "http://127.0.0.1/api/onboard/callback", "s")
+    finally:
+        simulator.admin("PUT", "/consent", {"decision": "accept"})
+    assert status == 302
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+    assert query["error"] == "access_denied" and query["state"] == "s"
+
+
+def test_clock_moves_forward_only(simulator):
+    before = simulator.admin("GET", "/clock")
+    after = simulator.advance_clock(60)
+    assert after["offsetSeconds"] == pytest.approx(before["offsetSeconds"] + 60)
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        simulator.advance_clock(-1)
+    assert caught.value.code == 400
+    assert json.loads(caught.value.read())["error"].startswith("advanceSeconds")
