@@ -1,0 +1,59 @@
+# certauth: developer entry points.
+#
+#   make test    install what is missing (venv, Python and npm packages), then run pytest
+#   make lint    ruff
+#   make bench   run the benchmarks in bench/
+#   make clean   caches and sandbox state (distclean: also .venv and node_modules)
+#
+# Services the tests need (Azurite, the Azure simulator, the sandbox host) are started and stopped by
+# pytest session fixtures (tests/conftest.py), so they stop at the end of the run whether the tests
+# pass or fail: `make test` needs no separate up/down step and leaves nothing running.
+#
+# Dependencies are re-installed only when their lock/requirement files change (stamp files).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# Python 3.11 (the Functions runtime's version) when present, else python3.
+BOOTSTRAP_PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+VENV_STAMP := $(VENV)/.requirements.stamp
+NODE_STAMP := node_modules/.package-lock.stamp
+PYTEST_ARGS ?=
+
+.PHONY: deps test lint bench clean distclean
+
+deps: $(VENV_STAMP) $(NODE_STAMP)
+
+$(PY):
+	@test -n "$(BOOTSTRAP_PYTHON)" || { echo "make: python3.11 or python3 is needed" >&2; exit 1; }
+	$(BOOTSTRAP_PYTHON) -m venv $(VENV)
+
+$(VENV_STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt
+	@touch $@
+
+# npm ci wipes node_modules first, so the stamp inside it goes with it.
+$(NODE_STAMP): package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+test: deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV_STAMP)
+	$(PY) -m ruff check .
+
+bench: deps
+	$(PY) -m bench
+
+# up / down / demo: the offline world in the background and the end-to-end demo (added with onboarding).
+
+clean:
+	rm -rf .pytest_cache .ruff_cache .sandbox
+	find . \( -path ./.venv -o -path ./node_modules -o -path ./.git \) -prune -o \
+		-name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) node_modules

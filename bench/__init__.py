@@ -1,0 +1,1 @@
+"""certauth benchmarks (not tests): run with `make bench` or `python -m bench`."""

@@ -1,0 +1,15 @@
+"""certauth Function App: composition only.
+
+The Functions host (and sandbox/host) load ``app`` from here. Each workflow lives in its own Blueprint
+under ``functions/`` and is registered below; nothing else belongs in this file. Keep imports here
+light (cold start): heavy SDKs are imported lazily inside ``shared/``.
+"""
+
+import azure.durable_functions as df
+import azure.functions as func
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+# Blueprints are registered here as they arrive, e.g.:
+#   from functions.onboarding import bp as onboarding_bp
+#   app.register_functions(onboarding_bp)

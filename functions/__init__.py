@@ -1,0 +1,1 @@
+"""certauth blueprints: one per workflow, thin adapters over ``shared/``."""

@@ -1,0 +1,1 @@
+"""certauth domain logic and Azure clients: no Azure Functions imports, no I/O at import time."""

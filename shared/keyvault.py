@@ -1,0 +1,122 @@
+"""Key Vault: the onboarding certificate (create or reuse), its public part, and signing with its key.
+
+The private key of a non-exportable certificate never leaves the vault: client assertions and
+proof-of-possession tokens are signed with the key's `sign` operation. Nothing returned here holds
+key material; `CertificateInfo` is safe to pass through orchestration history.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+log = logging.getLogger(__name__)
+
+NAME_RULE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")  # Key Vault object names
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """The public facts of one certificate version."""
+
+    name: str
+    version: str
+    thumbprint: str          # SHA-1, upper-case hex (what Entra and PowerShell show)
+    cer: str                 # base64 DER (Graph keyCredential `key`)
+    not_before: str          # ISO-8601 UTC
+    not_after: str
+    key_id: str              # the versioned key identifier used for `sign`
+    exportable: bool
+
+    def to_json(self) -> dict:
+        """JSON-safe dict (orchestration inputs and outputs)."""
+        return asdict(self)
+
+
+def certificate_name(onboarding_id: str) -> str:
+    """A Key Vault name for an onboarding: deterministic, within Key Vault's naming rule."""
+    digest = hashlib.sha256(onboarding_id.encode()).hexdigest()[:32]
+    return f"certauth-{digest}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone().isoformat().replace("+00:00", "Z")
+
+
+def _info(certificate, exportable: bool) -> CertificateInfo:
+    cer = bytes(certificate.cer)
+    props = certificate.properties
+    return CertificateInfo(
+        name=certificate.name, version=props.version,
+        thumbprint=hashlib.sha1(cer).hexdigest().upper(), cer=base64.b64encode(cer).decode(),
+        not_before=_iso(props.not_before), not_after=_iso(props.expires_on), key_id=certificate.key_id,
+        exportable=exportable,
+    )
+
+
+class CertificateVault:
+    """Certificate operations on one vault, with a TokenCredential for the product's identity."""
+
+    def __init__(self, vault_url: str, credential, verify_challenge_resource: bool = True) -> None:
+        from azure.keyvault.certificates import CertificateClient
+
+        self._credential = credential
+        self._vault_url = vault_url
+        self._verify = verify_challenge_resource
+        self._certificates = CertificateClient(vault_url, credential,
+                                               verify_challenge_resource=verify_challenge_resource)
+
+    def current(self, name: str) -> CertificateInfo | None:
+        """The latest enabled version, or None when there is none."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            certificate = self._certificates.get_certificate(name)
+        except ResourceNotFoundError:
+            return None
+        if not certificate.properties.enabled or certificate.cer is None:
+            return None
+        policy = certificate.policy
+        return _info(certificate, bool(policy and policy.exportable))
+
+    def ensure(self, name: str, subject: str, validity_months: int, key_size: int, exportable: bool,
+               now: datetime, renew_within: timedelta = timedelta(days=30)) -> tuple[CertificateInfo, bool]:
+        """Reuse the latest version if it is valid beyond `renew_within` with the asked key options;
+        otherwise create a new version. Returns (info, created)."""
+        from azure.keyvault.certificates import CertificatePolicy, CertificateContentType, KeyType
+
+        if not NAME_RULE.match(name):
+            raise ValueError(f"certificate name {name!r} breaks Key Vault's rule: 1-127 of 0-9 a-z A-Z -")
+        existing = self.current(name)
+        if existing is not None:
+            not_after = datetime.fromisoformat(existing.not_after.replace("Z", "+00:00"))
+            if not_after - renew_within > now and existing.exportable == exportable:
+                return existing, False
+        policy = CertificatePolicy(
+            issuer_name="Self", subject=subject, validity_in_months=validity_months, key_type=KeyType.rsa,
+            key_size=key_size, exportable=exportable, reuse_key=False,
+            content_type=CertificateContentType.pkcs12,
+        )
+        poller = self._certificates.begin_create_certificate(name, policy=policy)
+        result = poller.result()
+        if not hasattr(result, "cer") or result.cer is None:
+            # begin_create_certificate returns the CertificateOperation (not an error) when creation fails.
+            raise RuntimeError(f"Key Vault could not create certificate {name}: "
+                               f"{getattr(result, 'status', '?')} {getattr(result, 'error', None)}")
+        log.info("created certificate %s version %s", name, result.properties.version)
+        return _info(result, exportable), True
+
+    def sign(self, key_id: str, algorithm: str, digest: bytes) -> bytes:
+        """Sign a digest with the certificate's key inside the vault (RS256 or PS256)."""
+        from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
+
+        client = CryptographyClient(key_id, self._credential, verify_challenge_resource=self._verify)
+        return client.sign(SignatureAlgorithm(algorithm.lower() if False else algorithm), digest).signature
+
+    def close(self) -> None:
+        """Close the HTTP sessions."""
+        self._certificates.close()

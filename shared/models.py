@@ -1,0 +1,132 @@
+"""Request and record types, and their validation (pydantic).
+
+A request that fails validation is answered 400 with one message per problem, each naming the field
+(in the request's own camelCase) and the rule it broke. Nothing is created before validation passes.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Literal
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from . import catalog
+
+MAX_BODY_BYTES = 16 * 1024
+MAILBOX_MAX_LENGTH = 254  # RFC 5321 path limit
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False, frozen=True)
+
+
+class CertificateOptions(_Strict):
+    """Options of the Key Vault certificate created for an onboarding."""
+
+    validity_months: int = Field(12, alias="validityMonths", ge=1, le=24, strict=True)
+    key_size: Literal[2048, 3072, 4096] = Field(2048, alias="keySize")
+    exportable: bool = Field(False, strict=True)
+
+
+class OnboardingRequest(_Strict):
+    """Body of POST /api/onboardings."""
+
+    tenant_id: str = Field(alias="tenantId")
+    service_mailbox: str = Field(alias="serviceMailbox", max_length=MAILBOX_MAX_LENGTH)
+    method: Literal["automatic", "manual"] = "automatic"
+    permission_profile: str = Field(catalog.DEFAULT_PROFILE, alias="permissionProfile")
+    directory_role: str | None = Field(None, alias="directoryRole")
+    certificate: CertificateOptions = Field(default_factory=CertificateOptions)
+
+    @field_validator("tenant_id", mode="before")
+    @classmethod
+    def _tenant_is_guid(cls, value: object) -> str:
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", value):
+            raise ValueError("must be a GUID (the tenant id, e.g. 72f988bf-86f1-41af-91ab-2d7cd011db47)")
+        parsed = uuid.UUID(value)
+        if parsed.int == 0:
+            raise ValueError("must not be the nil GUID")
+        return str(parsed)
+
+    @field_validator("service_mailbox", mode="before")
+    @classmethod
+    def _mailbox_is_address(cls, value: object) -> str:
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        if value != value.strip() or any(ord(c) < 32 or c in "\u2028\u2029\x7f" for c in value):
+            raise ValueError("must be an e-mail address without spaces or control characters")
+        try:
+            # No quoted local parts and ASCII only: the address ends up in app names, Graph filters and
+            # PowerShell; Exchange mailboxes' primary SMTP addresses are plain addresses.
+            checked = validate_email(value, check_deliverability=False, allow_smtputf8=False,
+                                     allow_quoted_local=False, allow_domain_literal=False)
+        except EmailNotValidError as exc:
+            raise ValueError(f"must be an e-mail address ({exc})") from None
+        return checked.normalized.lower()
+
+    @field_validator("permission_profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in catalog.PROFILES:
+            raise ValueError(f"must be one of {sorted(catalog.PROFILES)}")
+        return value
+
+    @field_validator("directory_role")
+    @classmethod
+    def _known_role(cls, value: str | None) -> str | None:
+        if value is not None and value not in catalog.DIRECTORY_ROLES:
+            raise ValueError(f"must be one of {sorted(catalog.DIRECTORY_ROLES)} or null")
+        return value
+
+    @model_validator(mode="after")
+    def _default_role_from_profile(self) -> OnboardingRequest:
+        # An absent directoryRole means "the profile's role"; an explicit null means "no role".
+        if "directory_role" not in self.model_fields_set:
+            object.__setattr__(self, "directory_role",
+                               catalog.PROFILES[self.permission_profile].default_directory_role)
+        return self
+
+
+class RequestError(ValueError):
+    """Invalid input: `problems` is a list of {field, rule}."""
+
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p['field']}: {p['rule']}" for p in problems))
+
+
+def _field_path(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc) or "body"
+
+
+def describe_validation_error(error: ValidationError) -> list[dict[str, str]]:
+    """pydantic errors → [{field, rule}] with camelCase field paths."""
+    problems = []
+    for item in error.errors(include_url=False):
+        rule = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            rule = "is not a known field"
+        elif item["type"] == "missing":
+            rule = "is required"
+        problems.append({"field": _field_path(item["loc"]), "rule": rule})
+    return problems
+
+
+def parse_onboarding_request(body: bytes) -> OnboardingRequest:
+    """Validate the raw body of POST /api/onboardings (size, JSON, fields) or raise RequestError."""
+    if len(body) > MAX_BODY_BYTES:
+        raise RequestError([{"field": "body", "rule": f"must be at most {MAX_BODY_BYTES} bytes"}])
+    if not body.strip():
+        raise RequestError([{"field": "body", "rule": "must be a JSON object"}])
+    try:
+        return OnboardingRequest.model_validate_json(body)
+    except ValidationError as exc:
+        problems = describe_validation_error(exc)
+        if any(item["type"] == "json_invalid" for item in exc.errors()):
+            problems = [{"field": "body", "rule": "must be valid JSON"}]
+        elif any(item["type"] == "model_type" for item in exc.errors() if not item["loc"]):
+            problems = [{"field": "body", "rule": "must be a JSON object"}]
+        raise RequestError(problems) from None

@@ -1,0 +1,138 @@
+"""Typed settings, read once from the environment (Function App application settings).
+
+Nothing here runs at import time: call :func:`get_settings` when a value is needed. The result is cached
+for the life of the worker; tests change the environment and call ``get_settings.cache_clear()``.
+
+This module must not import ``azure.functions`` (``shared/`` is host-agnostic).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from urllib.parse import urlsplit
+
+__all__ = ["DEFAULT_APP_DISPLAY_NAME_PREFIX", "ENV_NAMES", "Settings", "SettingsError", "get_settings"]
+
+# "Itrezzo, EN DASH, certificate-based authorization, EN DASH" (the dashes are U+2013, written as escapes
+# so that no confusable character hides in the source).
+DEFAULT_APP_DISPLAY_NAME_PREFIX = "Itrezzo \u2013 certificate-based authorization \u2013"
+
+# Field name → environment variable (application setting) it is read from.
+ENV_NAMES: Mapping[str, str] = {
+    "graph_base_url": "GRAPH_BASE_URL",
+    "authority_host": "AZURE_AUTHORITY_HOST",
+    "key_vault_url": "KEY_VAULT_URL",
+    "tables_connection": "TABLES_CONNECTION_STRING",  # falls back to AzureWebJobsStorage
+    "home_tenant_id": "CERTAUTH_HOME_TENANT_ID",
+    "app_display_name_prefix": "CERTAUTH_APP_NAME_PREFIX",
+    "keyvault_verify_challenge_resource": "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE",
+    "managed_identity_client_id": "AZURE_CLIENT_ID",
+    "taskhub": "TASKHUB_NAME",
+}
+TABLES_CONNECTION_FALLBACK = "AzureWebJobsStorage"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed. The message names the application setting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    graph_base_url: str = "https://graph.microsoft.com/v1.0"
+    authority_host: str = "https://login.microsoftonline.com"
+    key_vault_url: str | None = None
+    tables_connection: str | None = None
+    home_tenant_id: str | None = None
+    app_display_name_prefix: str = DEFAULT_APP_DISPLAY_NAME_PREFIX
+    keyvault_verify_challenge_resource: bool = True
+    managed_identity_client_id: str | None = None
+    taskhub: str = "certauth"
+
+    def __post_init__(self) -> None:
+        for name in ("graph_base_url", "authority_host", "key_vault_url"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            _check_https(name, value)
+            # One canonical form: no trailing slash ("https://graph.microsoft.com/v1.0").
+            object.__setattr__(self, name, value.rstrip("/"))
+        if not self.taskhub:
+            raise SettingsError(f"{ENV_NAMES['taskhub']} must not be empty")
+        if not self.app_display_name_prefix.strip():
+            raise SettingsError(f"{ENV_NAMES['app_display_name_prefix']} must not be blank")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default: ``os.environ``). Empty values count as unset."""
+        env = os.environ if environ is None else environ
+
+        def get(field_name: str) -> str | None:
+            raw = env.get(ENV_NAMES[field_name])
+            if raw is None:
+                return None
+            raw = raw.strip()
+            return raw or None
+
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            if f.name == "keyvault_verify_challenge_resource":
+                raw = get(f.name)
+                if raw is not None:
+                    values[f.name] = _parse_bool(ENV_NAMES[f.name], raw)
+                continue
+            value = get(f.name)
+            if f.name == "tables_connection" and value is None:
+                value = (env.get(TABLES_CONNECTION_FALLBACK) or "").strip() or None
+            if value is not None:
+                values[f.name] = value
+        return cls(**values)  # type: ignore[arg-type]
+
+    def require(self, field_name: str) -> str:
+        """The value of an optional string setting that the caller cannot do without.
+
+        ``get_settings().require("key_vault_url")`` raises :class:`SettingsError` naming the
+        application setting when it is unset.
+        """
+        if field_name not in ENV_NAMES:
+            raise KeyError(field_name)
+        value = getattr(self, field_name)
+        if value is None or value == "":
+            hint = ENV_NAMES[field_name]
+            if field_name == "tables_connection":
+                hint += f" (or {TABLES_CONNECTION_FALLBACK})"
+            raise SettingsError(f"application setting {hint} is required but not set")
+        if not isinstance(value, str):
+            raise TypeError(f"{field_name} is not a string setting")
+        return value
+
+    @property
+    def graph_host(self) -> str:
+        """Host of the Graph endpoint (for msgraph-sdk's ``allowed_hosts``), e.g. ``graph.microsoft.com``."""
+        return urlsplit(self.graph_base_url).netloc
+
+
+def _check_https(field_name: str, value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.netloc:
+        raise SettingsError(f"{ENV_NAMES[field_name]} must be an https:// URL, got {value!r}")
+
+
+def _parse_bool(env_name: str, raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise SettingsError(f"{env_name} must be true or false, got {raw!r}")
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read from the environment on first call and cached."""
+    return Settings.from_env()

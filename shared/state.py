@@ -1,0 +1,133 @@
+"""State in Table Storage: onboardings, certificates and the audit trail, with ETag concurrency.
+
+Entities hold ids, names, thumbprints and dates only — never key material or tokens. Writes are
+upserts or ETag-guarded updates, so an activity that runs twice writes the same thing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+
+log = logging.getLogger(__name__)
+
+ONBOARDINGS = "certauthOnboardings"
+CERTIFICATES = "certauthCertificates"
+AUDIT = "certauthAudit"
+MAX_ETAG_RETRIES = 5
+
+
+def onboarding_id(tenant_id: str, service_mailbox: str) -> str:
+    """The deterministic id of the onboarding of (tenant, mailbox): concurrent requests converge on it.
+
+    It is also the Durable instance id, so it avoids the characters instance ids and keys forbid."""
+    digest = hashlib.sha256(f"{tenant_id.lower()}|{service_mailbox.lower()}".encode()).hexdigest()[:20]
+    return f"{tenant_id.lower()}.{digest}"
+
+
+def tenant_of(onboarding: str) -> str:
+    """The tenant id encoded in an onboarding id."""
+    return onboarding.split(".", 1)[0]
+
+
+@dataclass
+class Stored:
+    """An entity with the ETag it was read at."""
+
+    entity: dict
+    etag: str | None
+
+
+class StateStore:
+    """The three tables, created on first use."""
+
+    def __init__(self, connection_string: str) -> None:
+        self._service = TableServiceClient.from_connection_string(connection_string)
+        self._tables: dict[str, TableClient] = {}
+
+    def _table(self, name: str) -> TableClient:
+        client = self._tables.get(name)
+        if client is None:
+            try:
+                self._service.create_table(name)
+            except ResourceExistsError:
+                pass
+            client = self._tables[name] = self._service.get_table_client(name)
+        return client
+
+    # -- onboardings ----------------------------------------------------------------------------------
+    def get_onboarding(self, onboarding: str) -> Stored | None:
+        """The onboarding record, or None."""
+        try:
+            entity = self._table(ONBOARDINGS).get_entity(tenant_of(onboarding), onboarding)
+        except ResourceNotFoundError:
+            return None
+        return Stored(dict(entity), entity.metadata.get("etag"))
+
+    def create_onboarding(self, onboarding: str, fields: dict) -> bool:
+        """Insert the record if it does not exist; False when it already existed (left untouched)."""
+        entity = {"PartitionKey": tenant_of(onboarding), "RowKey": onboarding, **fields}
+        try:
+            self._table(ONBOARDINGS).create_entity(entity)
+            return True
+        except ResourceExistsError:
+            return False
+
+    def update_onboarding(self, onboarding: str, change: Callable[[dict], dict | None]) -> dict:
+        """Read-modify-write with ETag: `change` gets the current entity and returns the fields to set.
+
+        A concurrent writer makes the update fail with 412; it is then re-read and re-applied."""
+        table = self._table(ONBOARDINGS)
+        for _ in range(MAX_ETAG_RETRIES):
+            entity = table.get_entity(tenant_of(onboarding), onboarding)
+            updates = change(dict(entity))
+            if not updates:
+                return dict(entity)
+            merged = {**entity, **updates}
+            try:
+                table.update_entity(merged, mode=UpdateMode.MERGE, etag=entity.metadata["etag"],
+                                    match_condition=MatchConditions.IfNotModified)
+                return merged
+            except ResourceModifiedError:
+                log.info("onboarding %s changed concurrently; retrying the update", onboarding)
+        raise RuntimeError(f"onboarding {onboarding} kept changing; gave up after {MAX_ETAG_RETRIES} tries")
+
+    # -- certificates ---------------------------------------------------------------------------------
+    def upsert_certificate(self, onboarding: str, fields: dict) -> None:
+        """Record the certificate tracked for an onboarding (thumbprint, notAfter, names)."""
+        self._table(CERTIFICATES).upsert_entity({"PartitionKey": "certificate", "RowKey": onboarding, **fields},
+                                                mode=UpdateMode.MERGE)
+
+    def certificates_expiring_before(self, moment: datetime) -> Iterator[dict]:
+        """Tracked certificates whose notAfter is before `moment`."""
+        yield from self._table(CERTIFICATES).query_entities(
+            "PartitionKey eq @pk and NotAfter lt @moment", parameters={"pk": "certificate", "moment": moment})
+
+    # -- audit ----------------------------------------------------------------------------------------
+    def audit(self, onboarding: str, event: str, at: datetime, details: dict | None = None,
+              key: str | None = None) -> None:
+        """Append an audit entry; `key` makes it idempotent (an activity retried writes it once)."""
+        # Row keys sort ascending, so the timestamp prefix keeps entries in order; a retried activity
+        # passes the same `key` and overwrites its own entry instead of adding one.
+        row = key if key is not None else f"{at.astimezone(timezone.utc):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex}"
+        entity = {"PartitionKey": onboarding, "RowKey": row, "Event": event, "At": at, **(details or {})}
+        self._table(AUDIT).upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def audit_trail(self, onboarding: str) -> list[dict]:
+        """The audit entries of an onboarding, oldest first."""
+        entries = self._table(AUDIT).query_entities("PartitionKey eq @pk", parameters={"pk": onboarding})
+        return sorted((dict(e) for e in entries), key=lambda e: e["At"])
+
+    def close(self) -> None:
+        """Close the HTTP sessions."""
+        for client in self._tables.values():
+            client.close()
+        self._service.close()

@@ -1,0 +1,1 @@
+"""certauth test suite (pytest; see pyproject.toml)."""

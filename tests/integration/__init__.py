@@ -1,0 +1,1 @@
+"""Integration tests: against Azurite and/or the Azure simulator."""

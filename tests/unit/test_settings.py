@@ -1,0 +1,154 @@
+"""shared.settings: defaults, environment names, validation and caching."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.settings import DEFAULT_APP_DISPLAY_NAME_PREFIX, ENV_NAMES, Settings, SettingsError, get_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ALL_ENV = [*ENV_NAMES.values(), "AzureWebJobsStorage"]
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """A clean environment for settings, and a fresh cache before and after."""
+    for name in ALL_ENV:
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+def test_defaults(env: pytest.MonkeyPatch) -> None:
+    s = get_settings()
+    assert s.graph_base_url == "https://graph.microsoft.com/v1.0"
+    assert s.authority_host == "https://login.microsoftonline.com"
+    assert s.key_vault_url is None
+    assert s.tables_connection is None
+    assert s.home_tenant_id is None
+    assert s.app_display_name_prefix == "Itrezzo \u2013 certificate-based authorization \u2013"
+    assert s.app_display_name_prefix == DEFAULT_APP_DISPLAY_NAME_PREFIX
+    assert s.keyvault_verify_challenge_resource is True
+    assert s.managed_identity_client_id is None
+    assert s.taskhub == "certauth"
+    assert s.graph_host == "graph.microsoft.com"
+
+
+def test_reads_every_setting_from_its_env_name(env: pytest.MonkeyPatch) -> None:
+    env.setenv("GRAPH_BASE_URL", "https://127.0.0.1:8443/v1.0/")
+    env.setenv("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us/")
+    env.setenv("KEY_VAULT_URL", "https://kv-certauth.vault.azure.net/")
+    env.setenv("TABLES_CONNECTION_STRING", "UseDevelopmentStorage=true")
+    env.setenv("CERTAUTH_HOME_TENANT_ID", "11111111-2222-3333-4444-555555555555")
+    env.setenv("CERTAUTH_APP_NAME_PREFIX", "Contoso \u2013 cba \u2013")
+    env.setenv("KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", "false")
+    env.setenv("AZURE_CLIENT_ID", "66666666-7777-8888-9999-000000000000")
+    env.setenv("TASKHUB_NAME", "certauthtest")
+    s = get_settings()
+    assert s == Settings(
+        graph_base_url="https://127.0.0.1:8443/v1.0",
+        authority_host="https://login.microsoftonline.us",
+        key_vault_url="https://kv-certauth.vault.azure.net",
+        tables_connection="UseDevelopmentStorage=true",
+        home_tenant_id="11111111-2222-3333-4444-555555555555",
+        app_display_name_prefix="Contoso \u2013 cba \u2013",
+        keyvault_verify_challenge_resource=False,
+        managed_identity_client_id="66666666-7777-8888-9999-000000000000",
+        taskhub="certauthtest",
+    )
+    assert s.graph_host == "127.0.0.1:8443"
+
+
+def test_every_field_has_an_env_name() -> None:
+    assert {f.name for f in dataclasses.fields(Settings)} == set(ENV_NAMES)
+
+
+def test_tables_connection_falls_back_to_azurewebjobsstorage(env: pytest.MonkeyPatch) -> None:
+    env.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    assert get_settings().tables_connection == "UseDevelopmentStorage=true"
+    get_settings.cache_clear()
+    env.setenv("TABLES_CONNECTION_STRING", "DefaultEndpointsProtocol=https;AccountName=x")
+    assert get_settings().tables_connection == "DefaultEndpointsProtocol=https;AccountName=x"
+
+
+def test_empty_values_count_as_unset(env: pytest.MonkeyPatch) -> None:
+    # local.settings.json often carries "" for settings not in use.
+    for name in ENV_NAMES.values():
+        env.setenv(name, "  ")
+    s = get_settings()
+    assert s == Settings()
+
+
+@pytest.mark.parametrize("name", ["GRAPH_BASE_URL", "AZURE_AUTHORITY_HOST", "KEY_VAULT_URL"])
+@pytest.mark.parametrize("value", ["http://graph.example", "graph.microsoft.com/v1.0", "https://", "ftp://x"])
+def test_urls_must_be_https(env: pytest.MonkeyPatch, name: str, value: str) -> None:
+    env.setenv(name, value)
+    with pytest.raises(SettingsError, match=name):
+        get_settings()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        *[("true", True), ("True", True), ("1", True), ("yes", True), ("on", True)],
+        *[("false", False), ("FALSE", False), ("0", False), ("no", False), ("off", False)],
+    ],
+)
+def test_bool_parsing(env: pytest.MonkeyPatch, raw: str, expected: bool) -> None:
+    env.setenv("KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", raw)
+    assert get_settings().keyvault_verify_challenge_resource is expected
+
+
+def test_bad_bool_is_rejected(env: pytest.MonkeyPatch) -> None:
+    env.setenv("KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", "maybe")
+    with pytest.raises(SettingsError, match="KEY_VAULT_VERIFY_CHALLENGE_RESOURCE"):
+        get_settings()
+
+
+def test_cached_until_cleared(env: pytest.MonkeyPatch) -> None:
+    env.setenv("TASKHUB_NAME", "first")
+    first = get_settings()
+    env.setenv("TASKHUB_NAME", "second")
+    assert get_settings() is first
+    assert get_settings().taskhub == "first"
+    get_settings.cache_clear()
+    assert get_settings().taskhub == "second"
+
+
+def test_frozen(env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        get_settings().taskhub = "other"  # type: ignore[misc]
+
+
+def test_require_names_the_missing_setting(env: pytest.MonkeyPatch) -> None:
+    s = get_settings()
+    with pytest.raises(SettingsError, match="KEY_VAULT_URL"):
+        s.require("key_vault_url")
+    with pytest.raises(SettingsError, match="AzureWebJobsStorage"):
+        s.require("tables_connection")
+    get_settings.cache_clear()
+    env.setenv("KEY_VAULT_URL", "https://kv.vault.azure.net")
+    assert get_settings().require("key_vault_url") == "https://kv.vault.azure.net"
+
+
+def test_from_env_takes_an_explicit_mapping() -> None:
+    s = Settings.from_env({"TASKHUB_NAME": "hub2", "KEY_VAULT_URL": "https://kv.example"})
+    assert s.taskhub == "hub2"
+    assert s.key_vault_url == "https://kv.example"
+
+
+def test_import_has_no_side_effects() -> None:
+    """No azure.functions import and no settings read at import time (fresh interpreter)."""
+    code = (
+        "import sys, shared.settings as s; "
+        "assert 'azure.functions' not in sys.modules, 'azure.functions imported'; "
+        "assert s.get_settings.cache_info().currsize == 0, 'settings read at import'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
