@@ -13,12 +13,12 @@ import ssl
 import threading
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def isoformat_z(moment: datetime) -> str:
     """Format an aware datetime as ISO-8601 UTC with a trailing Z (the form Azure uses)."""
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class Clock:
@@ -39,7 +39,7 @@ class Clock:
 
     def now(self) -> datetime:
         """Sandbox time as an aware UTC datetime."""
-        return datetime.fromtimestamp(self.epoch(), tz=timezone.utc)
+        return datetime.fromtimestamp(self.epoch(), tz=UTC)
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward; it never moves back."""
@@ -52,7 +52,7 @@ class Clock:
         """The JSON document served at /_sandbox/clock."""
         epoch = self.epoch()
         return {
-            "now": isoformat_z(datetime.fromtimestamp(epoch, tz=timezone.utc)),
+            "now": isoformat_z(datetime.fromtimestamp(epoch, tz=UTC)),
             "epochSeconds": epoch,
             "offsetSeconds": self._offset,
         }
@@ -92,7 +92,7 @@ class RemoteClock:
 
     def now(self) -> datetime:
         """Sandbox time as an aware UTC datetime."""
-        return datetime.fromtimestamp(self.epoch(), tz=timezone.utc)
+        return datetime.fromtimestamp(self.epoch(), tz=UTC)
 
     def advance(self, seconds: float) -> dict:
         """Move the shared clock forward and return its new document."""

@@ -63,7 +63,8 @@ class PermissionProfile:
 
 
 def _graph(value: str, role_id: str) -> Permission:
-    return Permission(MICROSOFT_GRAPH, value, role_id, f"{GRAPH_PERMISSIONS_REFERENCE}#{value.lower().replace('.', '')}")
+    anchor = value.lower().replace(".", "")
+    return Permission(MICROSOFT_GRAPH, value, role_id, f"{GRAPH_PERMISSIONS_REFERENCE}#{anchor}")
 
 
 # Office 365 Exchange Online application permissions.

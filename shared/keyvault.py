@@ -87,7 +87,7 @@ class CertificateVault:
                now: datetime, renew_within: timedelta = timedelta(days=30)) -> tuple[CertificateInfo, bool]:
         """Reuse the latest version if it is valid beyond `renew_within` with the asked key options;
         otherwise create a new version. Returns (info, created)."""
-        from azure.keyvault.certificates import CertificatePolicy, CertificateContentType, KeyType
+        from azure.keyvault.certificates import CertificateContentType, CertificatePolicy, KeyType
 
         if not NAME_RULE.match(name):
             raise ValueError(f"certificate name {name!r} breaks Key Vault's rule: 1-127 of 0-9 a-z A-Z -")
@@ -115,7 +115,7 @@ class CertificateVault:
         from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
 
         client = CryptographyClient(key_id, self._credential, verify_challenge_resource=self._verify)
-        return client.sign(SignatureAlgorithm(algorithm.lower() if False else algorithm), digest).signature
+        return client.sign(SignatureAlgorithm(algorithm), digest).signature
 
     def close(self) -> None:
         """Close the HTTP sessions."""

@@ -6,12 +6,13 @@ upserts or ETag-guarded updates, so an activity that runs twice writes the same 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -56,10 +57,8 @@ class StateStore:
     def _table(self, name: str) -> TableClient:
         client = self._tables.get(name)
         if client is None:
-            try:
+            with contextlib.suppress(ResourceExistsError):
                 self._service.create_table(name)
-            except ResourceExistsError:
-                pass
             client = self._tables[name] = self._service.get_table_client(name)
         return client
 
@@ -117,7 +116,7 @@ class StateStore:
         """Append an audit entry; `key` makes it idempotent (an activity retried writes it once)."""
         # Row keys sort ascending, so the timestamp prefix keeps entries in order; a retried activity
         # passes the same `key` and overwrites its own entry instead of adding one.
-        row = key if key is not None else f"{at.astimezone(timezone.utc):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex}"
+        row = key if key is not None else f"{at.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex}"
         entity = {"PartitionKey": onboarding, "RowKey": row, "Event": event, "At": at, **(details or {})}
         self._table(AUDIT).upsert_entity(entity, mode=UpdateMode.REPLACE)
 

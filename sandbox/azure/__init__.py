@@ -30,7 +30,7 @@ class Simulator:
         self._ssl: ssl.SSLContext | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
-    def start(self) -> "Simulator":
+    def start(self) -> Simulator:
         """Start the process and wait for its JSON line."""
         argv = [sys.executable, "-m", "sandbox.azure", *self.args]
         if self.state_dir is not None:
@@ -47,7 +47,8 @@ class Simulator:
     def _read_line(self) -> str:
         import selectors
 
-        assert self.process and self.process.stdout
+        assert self.process
+        assert self.process.stdout
         selector = selectors.DefaultSelector()
         selector.register(self.process.stdout, selectors.EVENT_READ)
         if not selector.select(self.start_timeout):
@@ -72,7 +73,7 @@ class Simulator:
         except ProcessLookupError:
             pass
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import html
 import urllib.parse
-from datetime import datetime
+from datetime import UTC, datetime
 
 import jwt
 from aiohttp import web
@@ -214,8 +214,8 @@ def check_client_assertion(world: World, app: dict, assertion: str, expected_aud
     if exp is None or now - CLOCK_SKEW >= exp or (nbf is not None and now + CLOCK_SKEW < nbf):
         raise AADError(401, "invalid_client", 700024,
                        f"Client assertion is not within its valid time range. Current time: "
-                       f"{datetime.fromtimestamp(now).isoformat()}Z, assertion valid from {nbf}, expiry time of "
-                       f"assertion {exp}.")
+                       f"{datetime.fromtimestamp(now, tz=UTC).isoformat()}, assertion valid from {nbf}, "
+                       f"expiry time of assertion {exp}.")
 
 
 def _hex_thumbprint(b64url: str) -> str:
@@ -366,10 +366,10 @@ async def managed_identity_token(request: web.Request) -> web.Response:
         for sp in tenant.service_principals.values():
             if sp["servicePrincipalType"] != "ManagedIdentity":
                 continue
-            if not selectors and (tenant.id, sp["appId"]) == world.managed_identity_default:
-                found = (tenant, sp)
-            elif selectors.get("client_id") == sp["appId"] or selectors.get("principal_id") == sp["id"] \
-                    or selectors.get("object_id") == sp["id"]:
+            default = not selectors and (tenant.id, sp["appId"]) == world.managed_identity_default
+            chosen = selectors.get("client_id") == sp["appId"] or sp["id"] in (
+                selectors.get("principal_id"), selectors.get("object_id"))
+            if default or chosen:
                 found = (tenant, sp)
     if found is None:
         return web.json_response({"statusCode": 400, "message": "No managed identity found for the specified "
@@ -393,4 +393,4 @@ def managed_identity_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:8]
 
 
-__all__ = ["routes", "identity_routes", "resolve_resource", "check_client_assertion", "ms"]
+__all__ = ["check_client_assertion", "identity_routes", "ms", "resolve_resource", "routes"]

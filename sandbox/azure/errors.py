@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -23,7 +23,7 @@ class ServiceError(Exception):
 
 def graph_error_body(code: str, message: str) -> dict:
     """Graph: {"error": {"code", "message", "innerError": {"request-id", "date"}}}."""
-    now = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "")
+    now = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "")
     request_id = str(uuid.uuid4())
     return {"error": {"code": code, "message": message,
                       "innerError": {"date": now, "request-id": request_id, "client-request-id": request_id}}}
@@ -36,7 +36,7 @@ def keyvault_error_body(code: str, message: str) -> dict:
 
 def aad_error_body(error: str, aadsts: int, description: str, **extra) -> dict:
     """Entra token endpoint: {error, error_description: "AADSTSnnn: …", error_codes, timestamp, trace_id, …}."""
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     trace = str(uuid.uuid4())
     return {
         "error": error,

@@ -100,7 +100,7 @@ async def _apply_faults(world: World, origin: str, request: web.Request) -> None
         if rule.retry_after is not None:
             headers["Retry-After"] = str(int(rule.retry_after)) if float(rule.retry_after).is_integer() \
                 else str(rule.retry_after)
-        code = {429: "TooManyRequests" if origin != "graph" else "TooManyRequests",
+        code = {429: "TooManyRequests",
                 503: "ServiceUnavailable", 500: "InternalServerError", 504: "GatewayTimeout"}.get(
             rule.status, "UnknownError")
         message = {429: "Too many requests. Please try again later." if origin == "graph"

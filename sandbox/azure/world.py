@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sandbox.clock import Clock, isoformat_z
 
@@ -103,7 +103,7 @@ class FaultRule:
                 "retryAfter": self.retry_after, "fired": self.fired}
 
     @classmethod
-    def from_json(cls, data: dict) -> "FaultRule":
+    def from_json(cls, data: dict) -> FaultRule:
         """Parse a rule from the admin API (camelCase keys)."""
         known = {"origin", "method", "path", "latencyMs", "status", "count", "ratePerSecond", "retryAfter"}
         unknown = set(data) - known
@@ -231,7 +231,8 @@ class World:
     def add_consent_app(self, tenant: Tenant, roles: list[str], redirect_uri: str) -> dict:
         """Seed the product's multi-tenant provisioner app in the home tenant: customers grant it
         `roles` on Microsoft Graph through the admin-consent endpoint (the onboarding link)."""
-        graph_roles = {r["value"]: r["id"] for r in ms.FIRST_PARTY_SERVICE_PRINCIPALS[ms.MICROSOFT_GRAPH_APP_ID]["appRoles"]}
+        graph = ms.FIRST_PARTY_SERVICE_PRINCIPALS[ms.MICROSOFT_GRAPH_APP_ID]
+        graph_roles = {r["value"]: r["id"] for r in graph["appRoles"]}
         app = self.new_application(tenant, {
             "displayName": "certauth onboarding (sandbox seed)", "signInAudience": "AzureADMultipleOrgs",
             "web": {"redirectUris": [redirect_uri], "homePageUrl": None, "logoutUrl": None},

@@ -62,7 +62,8 @@ def test_unknown_tenant_is_refused_with_aadsts90002(simulator, customer):
         urllib.request.urlopen(url, context=context)
     assert caught.value.code == 400
     body = json.loads(caught.value.read())
-    assert body["error"] == "invalid_tenant" and body["error_codes"] == [90002]
+    assert body["error"] == "invalid_tenant"
+    assert body["error_codes"] == [90002]
 
 
 def test_app_of_another_tenant_is_not_found_with_aadsts700016(simulator, home, customer):
@@ -135,7 +136,8 @@ def test_admin_consent_redirects_and_grants_the_multi_tenant_app(simulator, home
 def test_admin_consent_refuses_an_unregistered_redirect_uri(simulator, home, customer):
     status, location, body = _follow_consent(simulator, customer["tenantId"], home["consentApp"]["clientId"],
                                              "https://evil.example/callback", "s")
-    assert status == 400 and location is None
+    assert status == 400
+    assert location is None
     assert "AADSTS50011" in body
 
 
@@ -148,7 +150,8 @@ def test_declined_consent_redirects_with_access_denied(simulator, home, customer
         simulator.admin("PUT", "/consent", {"decision": "accept"})
     assert status == 302
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
-    assert query["error"] == "access_denied" and query["state"] == "s"
+    assert query["error"] == "access_denied"
+    assert query["state"] == "s"
 
 
 def test_clock_moves_forward_only(simulator):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import socket
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -28,8 +29,9 @@ def test_prints_its_description_and_stops_cleanly(tmp_path, stop_signal):
             assert info[key], key
         assert info["graphUrl"].endswith("/v1.0")
         assert info["clockUrl"] == info["loginUrl"] + "/_sandbox/clock"
-        assert len(info["tenants"]) == 1 and info["tenants"][0]["provisioner"]["clientSecret"]
-        assert "BEGIN CERTIFICATE" in open(info["caBundle"]).read()
+        assert len(info["tenants"]) == 1
+        assert info["tenants"][0]["provisioner"]["clientSecret"]
+        assert "BEGIN CERTIFICATE" in Path(info["caBundle"]).read_text()
         urls = [info["loginUrl"], info["graphUrl"], info["vaultUrl"], info["identityEndpoint"]]
         assert all(_port_open(u) for u in urls)
         sim.process.send_signal(stop_signal)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -56,7 +56,7 @@ def test_concurrent_updates_are_not_lost(store):
 
 def test_audit_is_ordered_and_idempotent_by_key(store):
     oid = onboarding_id(TENANT, "audit@contoso.com")
-    at = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 28, 12, tzinfo=UTC)
     store.audit(oid, "application.created", at + timedelta(seconds=1), {"AppId": "a"}, key="application")
     store.audit(oid, "application.created", at + timedelta(seconds=1), {"AppId": "a"}, key="application")
     store.audit(oid, "started", at)
@@ -65,8 +65,9 @@ def test_audit_is_ordered_and_idempotent_by_key(store):
 
 
 def test_certificates_expiring_before(store):
-    now = datetime(2026, 11, 28, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 28, tzinfo=UTC)
     store.upsert_certificate("soon", {"NotAfter": now + timedelta(days=5), "Thumbprint": "AA"})
     store.upsert_certificate("later", {"NotAfter": now + timedelta(days=300), "Thumbprint": "BB"})
     due = {e["RowKey"] for e in store.certificates_expiring_before(now + timedelta(days=30))}
-    assert "soon" in due and "later" not in due
+    assert "soon" in due
+    assert "later" not in due

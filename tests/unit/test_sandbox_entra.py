@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import jwt
 import pytest
@@ -113,7 +113,8 @@ def test_wrong_audience_and_issuer_are_refused(setup, key):
 
 def test_hs256_is_refused(setup):
     world, app, _ = setup
-    forged = jwt.encode({"iss": app["appId"]}, "a-shared-secret-long-enough-for-hs256!", algorithm="HS256", headers={"x5t": "abc"})
+    forged = jwt.encode({"iss": app["appId"]}, "a-shared-secret-long-enough-for-hs256!", algorithm="HS256",
+                        headers={"x5t": "abc"})
     with pytest.raises(AADError) as caught:
         check_client_assertion(world, app, forged, {AUDIENCE})
     assert "not a supported signature algorithm" in caught.value.message
