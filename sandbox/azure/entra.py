@@ -20,12 +20,15 @@ from aiohttp import web
 
 from . import microsoft as ms
 from .errors import AADError
-from .tokens import certificate_thumbprints, load_der_certificate, unverified_header, verify_with_certificate
+from .tokens import TokenRejected, certificate_thumbprints, load_der_certificate, unverified_header, verify_with_certificate
 from .world import Tenant, World
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 CLOCK_SKEW = 300  # seconds of skew Entra tolerates on assertion times
 MULTI_TENANT_AUDIENCES = {"AzureADMultipleOrgs", "AzureADandPersonalMicrosoftAccount"}
+# Workload identity federation: a managed identity's token for this audience is a client assertion for
+# an app that trusts it (learn.microsoft.com/entra/workload-id/workload-identity-federation-config-app-trust-managed-identity).
+TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 
 routes = web.RouteTableDef()
 
@@ -253,6 +256,10 @@ async def token(request: web.Request) -> web.Response:
         if form.get("client_assertion_type") != ASSERTION_TYPE:
             raise AADError(400, "invalid_request", 900144,
                            "The request body must contain the following parameter: 'client_assertion_type'.")
+        issuer = request.app["issuer"]
+        if _header_kid(form["client_assertion"]) == issuer.kid:
+            check_federated_assertion(world, issuer, app, form["client_assertion"])
+            return _token_response(request, tenant, client_sp, resource_sp, audience)
         login = _login_url(request)
         expected = {f"{login}/{ref}/oauth2/v2.0/token" for ref in (tenant.id, tenant.domain,
                                                                     request.match_info["tenant"])}
@@ -264,12 +271,43 @@ async def token(request: web.Request) -> web.Response:
         raise AADError(401, "invalid_client", 7000218,
                        "The request body must contain the following parameter: 'client_assertion' or "
                        "'client_secret'.")
+    return _token_response(request, tenant, client_sp, resource_sp, audience)
+
+
+def _token_response(request: web.Request, tenant: Tenant, client_sp: dict, resource_sp: dict,
+                    audience: str) -> web.Response:
     roles = tenant.roles_for(client_sp["id"], resource_sp["id"])
-    access_token, _ = request.app["issuer"].issue(tenant_id=tenant.id, object_id=client_sp["id"], app_id=client_id,
-                                                  audience=audience, roles=roles)
+    access_token, _ = request.app["issuer"].issue(tenant_id=tenant.id, object_id=client_sp["id"],
+                                                  app_id=client_sp["appId"], audience=audience, roles=roles)
     lifetime = 3599
     return web.json_response({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
                               "access_token": access_token}, headers={"Cache-Control": "no-store"})
+
+
+def _header_kid(assertion: str) -> str | None:
+    try:
+        return unverified_header(assertion).get("kid")
+    except jwt.PyJWTError:
+        return None
+
+
+def check_federated_assertion(world: World, issuer, app: dict, assertion: str) -> None:
+    """A token the sandbox issued (a managed identity's, for api://AzureADTokenExchange) used as the
+    client assertion of an app with a matching federatedIdentityCredential (issuer, subject, audience)."""
+    try:
+        claims = issuer.verify_federated(assertion)
+    except TokenRejected as exc:
+        raise AADError(401, "invalid_client", 700024 if "expired" in str(exc) else 700027,
+                       f"Client assertion failed validation: {exc}.") from exc
+    audiences = claims.get("aud") if isinstance(claims.get("aud"), list) else [claims.get("aud")]
+    for credential in app.get("_federatedIdentityCredentials", []):
+        if credential["issuer"] == claims.get("iss") and credential["subject"] == claims.get("sub") \
+                and any(a in credential["audiences"] for a in audiences):
+            return
+    raise AADError(400, "invalid_request", 70021,
+                   f"No matching federated identity record found for presented assertion. Assertion Issuer: "
+                   f"'{claims.get('iss')}'. Assertion Subject: '{claims.get('sub')}'. Assertion Audience: "
+                   f"'{','.join(map(str, audiences))}'.")
 
 
 def _redirect_matches(registered: list[str], requested: str) -> bool:
@@ -375,6 +413,13 @@ async def managed_identity_token(request: web.Request) -> web.Response:
         return web.json_response({"statusCode": 400, "message": "No managed identity found for the specified "
                                   f"identity {selectors or 'system-assigned'}."}, status=400)
     tenant, sp = found
+    if resource.rstrip("/") == TOKEN_EXCHANGE_AUDIENCE:
+        # A v2.0 token whose iss/sub an app's federatedIdentityCredential names.
+        access_token, expires_on = request.app["issuer"].issue(
+            tenant_id=tenant.id, object_id=sp["id"], app_id=sp["appId"], audience=TOKEN_EXCHANGE_AUDIENCE,
+            roles=[], issuer=f"{_login_url(request)}/{tenant.id}/v2.0")
+        return web.json_response({"access_token": access_token, "expires_on": str(expires_on),
+                                  "resource": resource, "token_type": "Bearer", "client_id": sp["appId"]})
     target = resolve_resource(tenant, resource)
     if target is None:
         return web.json_response({"statusCode": 400, "message": f"AADSTS500011: The resource principal named "

@@ -285,17 +285,6 @@ class SimulatorServer:
         state_dir = self.config.state_dir or Path(".sandbox")
         tls = create_tls(state_dir)
         world = self.world
-        for i in range(1, self.config.tenants + 1):
-            tenant = world.add_tenant(i, self.config.provisioner_roles)
-            if world.home_tenant_id is None:
-                world.home_tenant_id = tenant.id
-                world.managed_identity_default = (tenant.id, tenant.seeded["managedIdentity"]["clientId"])
-                # The product's multi-tenant app that onboarding links send customers to consent to.
-                # Loopback redirect URIs match on any port, so one registration serves any host port.
-                world.add_consent_app(tenant, self.config.provisioner_roles,
-                                      "http://127.0.0.1/api/onboard/callback")
-        world.faults = [FaultRule.from_json(r) for r in self.config.faults]
-        world.replication_delay = dict(self.config.replication_delay)
 
         apps: dict[str, web.Application] = {}
         for origin in ("login", "graph", "vault", "identity"):
@@ -323,7 +312,24 @@ class SimulatorServer:
         issuer = TokenIssuer(world.clock, self.urls["login"])
         for app in apps.values():
             app["issuer"] = issuer
+        # Seeded after binding because the consent app's federated credential names the login URL; nothing
+        # is served before the description line is printed.
+        self._seed()
         return self.describe(tls.ca_bundle)
+
+    def _seed(self) -> None:
+        world = self.world
+        for i in range(1, self.config.tenants + 1):
+            tenant = world.add_tenant(i, self.config.provisioner_roles)
+            if world.home_tenant_id is None:
+                world.home_tenant_id = tenant.id
+                world.managed_identity_default = (tenant.id, tenant.seeded["managedIdentity"]["clientId"])
+                # The product's multi-tenant app that onboarding links send customers to consent to.
+                # Loopback redirect URIs match on any port, so one registration serves any host port.
+                world.add_consent_app(tenant, self.config.provisioner_roles,
+                                      "http://127.0.0.1/api/onboard/callback", self.urls["login"])
+        world.faults = [FaultRule.from_json(r) for r in self.config.faults]
+        world.replication_delay = dict(self.config.replication_delay)
 
     def describe(self, ca_bundle: Path) -> dict:
         """The one-line JSON description of a running simulator."""

@@ -228,7 +228,7 @@ class World:
         tenant.created_at.clear()
         return tenant
 
-    def add_consent_app(self, tenant: Tenant, roles: list[str], redirect_uri: str) -> dict:
+    def add_consent_app(self, tenant: Tenant, roles: list[str], redirect_uri: str, login_url: str) -> dict:
         """Seed the product's multi-tenant provisioner app in the home tenant: customers grant it
         `roles` on Microsoft Graph through the admin-consent endpoint (the onboarding link)."""
         graph = ms.FIRST_PARTY_SERVICE_PRINCIPALS[ms.MICROSOFT_GRAPH_APP_ID]
@@ -241,6 +241,12 @@ class World:
         })
         secret = f"sbx~{secrets.token_urlsafe(30)}"
         tenant.client_secrets[app["id"]] = [{"keyId": new_id(), "secretText": secret, "endDateTime": None}]
+        # The app trusts the home managed identity (workload identity federation), so the product needs
+        # no secret: the managed identity's token for api://AzureADTokenExchange is the client assertion.
+        app["_federatedIdentityCredentials"] = [{
+            "name": "certauth-managed-identity", "issuer": f"{login_url}/{tenant.id}/v2.0",
+            "subject": tenant.seeded["managedIdentity"]["principalId"],
+            "audiences": ["api://AzureADTokenExchange"]}]
         sp = self.new_service_principal(tenant, app, tenant)
         tenant.created_at.pop(app["id"], None)
         tenant.created_at.pop(sp["id"], None)

@@ -162,3 +162,32 @@ def test_clock_moves_forward_only(simulator):
         simulator.advance_clock(-1)
     assert caught.value.code == 400
     assert json.loads(caught.value.read())["error"].startswith("advanceSeconds")
+
+
+def test_managed_identity_federates_into_the_multi_tenant_app(simulator, home, customer, monkeypatch):
+    """Workload identity federation: the home managed identity's token for api://AzureADTokenExchange is the
+    client assertion of the consent app, in any tenant that consented to it; no secret involved."""
+    from azure.identity import ClientAssertionCredential
+
+    monkeypatch.setenv("IDENTITY_ENDPOINT", simulator.info["identityEndpoint"])
+    monkeypatch.setenv("IDENTITY_HEADER", simulator.info["identityHeader"])
+    managed = ManagedIdentityCredential()
+    exchange = managed.get_token("api://AzureADTokenExchange/.default")
+    assert _claims(exchange.token)["sub"] == home["managedIdentity"]["principalId"]
+    credential = ClientAssertionCredential(home["tenantId"], home["consentApp"]["clientId"],
+                                           lambda: managed.get_token("api://AzureADTokenExchange/.default").token,
+                                           authority=simulator.info["authorityHost"])
+    claims = _claims(credential.get_token(GRAPH_SCOPE).token)
+    assert claims["appid"] == home["consentApp"]["clientId"]
+    assert claims["tid"] == home["tenantId"]
+
+
+def test_a_foreign_token_is_no_federated_assertion(simulator, home, customer):
+    """The provisioner's own access token (wrong audience, wrong subject) matches no federated credential."""
+    from azure.identity import ClientAssertionCredential
+
+    other = _secret_credential(simulator, home["tenantId"], home["provisioner"]).get_token(GRAPH_SCOPE).token
+    credential = ClientAssertionCredential(home["tenantId"], home["consentApp"]["clientId"], lambda: other,
+                                           authority=simulator.info["authorityHost"])
+    with pytest.raises(ClientAuthenticationError, match="AADSTS70021"):
+        credential.get_token(GRAPH_SCOPE)
