@@ -20,14 +20,21 @@ from aiohttp import web
 
 from . import microsoft as ms
 from .errors import AADError
-from .tokens import TokenRejected, certificate_thumbprints, load_der_certificate, unverified_header, verify_with_certificate
+from .tokens import (
+    TokenRejected,
+    certificate_thumbprints,
+    load_der_certificate,
+    unverified_header,
+    verify_with_certificate,
+)
 from .world import Tenant, World
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 CLOCK_SKEW = 300  # seconds of skew Entra tolerates on assertion times
 MULTI_TENANT_AUDIENCES = {"AzureADMultipleOrgs", "AzureADandPersonalMicrosoftAccount"}
-# Workload identity federation: a managed identity's token for this audience is a client assertion for
-# an app that trusts it (learn.microsoft.com/entra/workload-id/workload-identity-federation-config-app-trust-managed-identity).
+# Workload identity federation: a managed identity's token for this audience is a client assertion for an
+# app that trusts it. Source: learn.microsoft.com/entra/workload-id/
+# workload-identity-federation-config-app-trust-managed-identity
 TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 
 routes = web.RouteTableDef()
