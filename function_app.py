@@ -8,8 +8,8 @@ light (cold start): heavy SDKs are imported lazily inside ``shared/``.
 import azure.durable_functions as df
 import azure.functions as func
 
+from functions.onboarding import bp as onboarding_bp
+
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-# Blueprints are registered here as they arrive, e.g.:
-#   from functions.onboarding import bp as onboarding_bp
-#   app.register_functions(onboarding_bp)
+app.register_functions(onboarding_bp)

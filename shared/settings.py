@@ -31,7 +31,10 @@ ENV_NAMES: Mapping[str, str] = {
     "keyvault_verify_challenge_resource": "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE",
     "managed_identity_client_id": "AZURE_CLIENT_ID",
     "taskhub": "TASKHUB_NAME",
+    "provisioner_client_id": "CERTAUTH_PROVISIONER_CLIENT_ID",
+    "instance_discovery": "AZURE_INSTANCE_DISCOVERY",
 }
+_BOOLEAN_FIELDS = frozenset({"keyvault_verify_challenge_resource", "instance_discovery"})
 TABLES_CONNECTION_FALLBACK = "AzureWebJobsStorage"
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -53,6 +56,12 @@ class Settings:
     keyvault_verify_challenge_resource: bool = True
     managed_identity_client_id: str | None = None
     taskhub: str = "certauth"
+    # The product's multi-tenant app registration that customers consent to; it trusts the Function App's
+    # managed identity through a federated credential, so the product holds no secret.
+    provisioner_client_id: str | None = None
+    # MSAL's authority validation against the public cloud; off only for an authority it cannot know
+    # (Azure Stack, ADFS, the sandbox).
+    instance_discovery: bool = True
 
     def __post_init__(self) -> None:
         for name in ("graph_base_url", "authority_host", "key_vault_url"):
@@ -81,7 +90,7 @@ class Settings:
 
         values: dict[str, object] = {}
         for f in fields(cls):
-            if f.name == "keyvault_verify_challenge_resource":
+            if f.name in _BOOLEAN_FIELDS:
                 raw = get(f.name)
                 if raw is not None:
                     values[f.name] = _parse_bool(ENV_NAMES[f.name], raw)
@@ -113,8 +122,9 @@ class Settings:
 
     @property
     def graph_host(self) -> str:
-        """Host of the Graph endpoint (for msgraph-sdk's ``allowed_hosts``), e.g. ``graph.microsoft.com``."""
-        return urlsplit(self.graph_base_url).netloc
+        """Host name of the Graph endpoint, without port (msgraph-sdk's ``allowed_hosts`` compares host
+        names), e.g. ``graph.microsoft.com``."""
+        return urlsplit(self.graph_base_url).hostname or ""
 
 
 def _check_https(field_name: str, value: str) -> None:

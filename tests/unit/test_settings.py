@@ -63,7 +63,7 @@ def test_reads_every_setting_from_its_env_name(env: pytest.MonkeyPatch) -> None:
         managed_identity_client_id="66666666-7777-8888-9999-000000000000",
         taskhub="certauthtest",
     )
-    assert s.graph_host == "127.0.0.1:8443"
+    assert s.graph_host == "127.0.0.1"
 
 
 def test_every_field_has_an_env_name() -> None:

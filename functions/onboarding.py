@@ -1,0 +1,236 @@
+"""Onboarding: HTTP routes, the onboarding orchestrator and its activities (thin adapters over shared/)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import datetime
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from shared.models import RequestError, parse_onboarding_request
+from shared.onboarding import Onboarding, parse_time
+from shared.settings import get_settings
+from shared.state import StateStore, onboarding_id
+
+log = logging.getLogger(__name__)
+bp = df.Blueprint()
+
+# Durable retry for transient failures (replication delay, throttling beyond the SDK's retries, 5xx).
+# Python's RetryOptions retries at a fixed interval; 31 attempts 20 s apart give a budget of 10 minutes
+# on the orchestration clock, the order Microsoft gives for directory replication.
+RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=20_000, max_number_of_attempts=31)
+ONBOARDING_ID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\.[0-9a-f]{20}$")
+ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending}
+
+
+def _json(body: dict, status: int = 200, headers: dict | None = None) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json",
+                             headers=headers)
+
+
+def _error(status: int, code: str, message: str, details: list | None = None) -> func.HttpResponse:
+    body = {"error": {"code": code, "message": message}}
+    if details:
+        body["error"]["details"] = details
+    return _json(body, status)
+
+
+def _store() -> StateStore:
+    return StateStore(get_settings().require("tables_connection"))
+
+
+def _status_url(req: func.HttpRequest, instance: str) -> str:
+    base = req.url.split("/api/", 1)[0]
+    return f"{base}/api/onboardings/{instance}"
+
+
+@bp.route(route="onboardings", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Validate the request and start (or join) the onboarding of (tenant, mailbox)."""
+    try:
+        request = parse_onboarding_request(req.get_body())
+    except RequestError as error:
+        return _error(400, "InvalidRequest", str(error), error.problems)
+    if request.method != "automatic":
+        return _error(400, "InvalidRequest", "method: only 'automatic' is available in this version",
+                      [{"field": "method", "rule": "only 'automatic' is available in this version"}])
+    instance = onboarding_id(request.tenant_id, request.service_mailbox)
+    existing = await client.get_status(instance)
+    if existing and existing.runtime_status in ACTIVE:
+        # Concurrent requests for the same tenant and mailbox converge on one instance.
+        return _json({"id": instance, "runtimeStatus": existing.runtime_status.value,
+                      "statusQueryGetUri": _status_url(req, instance)}, 202,
+                     {"Location": _status_url(req, instance)})
+    payload = {
+        "onboardingId": instance, "tenantId": request.tenant_id, "serviceMailbox": request.service_mailbox,
+        "method": request.method, "permissionProfile": request.permission_profile,
+        "directoryRole": request.directory_role,
+        "certificate": {"validityMonths": request.certificate.validity_months,
+                        "keySize": request.certificate.key_size, "exportable": request.certificate.exportable},
+    }
+    store = _store()
+    try:
+        fields = {"TenantId": request.tenant_id, "ServiceMailbox": request.service_mailbox, "Status": "running",
+                  "Step": "accepted", "Method": request.method, "PermissionProfile": request.permission_profile,
+                  "DirectoryRole": request.directory_role or "", "Error": ""}
+        if not store.create_onboarding(instance, fields):
+            store.update_onboarding(instance, lambda _: {"Status": "running", "Step": "accepted", "Error": ""})
+    finally:
+        store.close()
+    await client.start_new("onboarding_orchestrator", instance, payload)
+    log.info("onboarding %s started", instance)
+    return _json({"id": instance, "runtimeStatus": "Pending", "statusQueryGetUri": _status_url(req, instance)}, 202,
+                 {"Location": _status_url(req, instance)})
+
+
+def _loads(value: str | None, default):
+    try:
+        return json.loads(value) if value else default
+    except ValueError:
+        return default
+
+
+@bp.route(route="onboardings/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def get_onboarding(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Status of an onboarding: runtime status, current step, what was created, the error if any."""
+    instance = req.route_params.get("id", "")
+    if not ONBOARDING_ID.match(instance):
+        return _error(400, "InvalidRequest", "id: not an onboarding id")
+    store = _store()
+    try:
+        stored = store.get_onboarding(instance)
+    finally:
+        store.close()
+    status = await client.get_status(instance)
+    if stored is None and (status is None or status.runtime_status is None):
+        return _error(404, "NotFound", f"no onboarding {instance}")
+    record = stored.entity if stored else {}
+    custom = status.custom_status if status and isinstance(status.custom_status, dict) else {}
+    output = status.output if status and isinstance(status.output, dict) else {}
+    body = {
+        "id": instance,
+        "runtimeStatus": status.runtime_status.value if status and status.runtime_status else None,
+        "status": record.get("Status"),
+        "step": custom.get("step") or record.get("Step"),
+        "tenantId": record.get("TenantId"), "serviceMailbox": record.get("ServiceMailbox"),
+        "application": {"appId": record.get("AppId"), "objectId": record.get("ApplicationObjectId")},
+        "servicePrincipalId": record.get("ServicePrincipalId"),
+        "certificate": {"name": record.get("CertificateName"), "thumbprint": record.get("Thumbprint"),
+                        "notAfter": record.get("NotAfter")},
+        "permissions": _loads(record.get("Permissions"), []),
+        "directoryRole": record.get("DirectoryRole") or None,
+        "proofRoles": _loads(record.get("ProofRoles"), {}),
+        "created": custom.get("created") or _loads(record.get("Created"), {}),
+        "error": _loads(record.get("Error"), None),
+        "output": output or None,
+    }
+    return _json(body)
+
+
+@bp.orchestration_trigger(context_name="context")
+def onboarding_orchestrator(context: df.DurableOrchestrationContext):
+    """Steps 1-7, each an idempotent activity with durable retries; fails fast on permanent errors."""
+    request = context.get_input()
+    created: dict = {}
+
+    def step(name: str, activity: str, extra: dict):
+        context.set_custom_status({"step": name, "created": created})
+        payload = {"request": request, "now": context.current_utc_datetime.isoformat(), **extra}
+        try:
+            result = yield context.call_activity_with_retry(activity, RETRY, payload)
+        except Exception as exc:  # the retries ran out: the last transient error, as the host reports it
+            result = {"ok": False, "error": {"step": name, "status": 0, "code": "RetriesExhausted",
+                                             "message": str(exc)[:1000]}}
+        if not result.get("ok"):
+            error = result["error"]
+            context.set_custom_status({"step": name, "created": created, "error": error})
+            yield context.call_activity("record_onboarding_failure", {
+                "request": request, "now": context.current_utc_datetime.isoformat(), "error": error,
+                "created": created})
+            raise RuntimeError(f"onboarding failed at step {name}: {error['status']} {error['code']}: "
+                               f"{error['message']}")
+        return result
+
+    cert = yield from step("certificate", "ensure_certificate", {})
+    info = cert["certificate"]
+    created["certificate"] = {"name": info["name"], "version": info["version"], "thumbprint": info["thumbprint"],
+                              "notAfter": info["not_after"]}
+    app = yield from step("application", "ensure_application", {"certificate": cert["certificate"]})
+    created["application"] = {"appId": app["appId"], "objectId": app["applicationObjectId"]}
+    sp = yield from step("servicePrincipal", "ensure_service_principal", {"application": app})
+    created["servicePrincipalId"] = sp["servicePrincipalId"]
+    consent = yield from step("consent", "grant_permissions", {"servicePrincipalId": sp["servicePrincipalId"]})
+    created["permissions"] = consent["granted"]
+    role = yield from step("directoryRole", "ensure_directory_role", {"servicePrincipalId": sp["servicePrincipalId"]})
+    created["directoryRole"] = role["role"]
+    proof = yield from step("proof", "prove_onboarding", {"application": app, "certificate": cert["certificate"]})
+    summary = {**created, "proofRoles": proof["roles"]}
+    yield from step("record", "record_onboarding_completed", {"summary": summary})
+    context.set_custom_status({"step": "completed", "created": created})
+    return summary
+
+
+def _onboarding(payload: dict) -> tuple[Onboarding, datetime]:
+    return Onboarding(get_settings(), payload["request"]), parse_time(payload["now"])
+
+
+@bp.activity_trigger(input_name="payload")
+def ensure_certificate(payload: dict) -> dict:
+    """Step 1: the Key Vault certificate."""
+    onboarding, now = _onboarding(payload)
+    return onboarding.ensure_certificate(now)
+
+
+@bp.activity_trigger(input_name="payload")
+async def ensure_application(payload: dict) -> dict:
+    """Step 2: the app registration carrying the certificate."""
+    onboarding, now = _onboarding(payload)
+    return await onboarding.ensure_application(payload["certificate"], now)
+
+
+@bp.activity_trigger(input_name="payload")
+async def ensure_service_principal(payload: dict) -> dict:
+    """Step 3: the service principal."""
+    onboarding, now = _onboarding(payload)
+    return await onboarding.ensure_service_principal(payload["application"], now)
+
+
+@bp.activity_trigger(input_name="payload")
+async def grant_permissions(payload: dict) -> dict:
+    """Step 4: admin consent of the profile's application permissions."""
+    onboarding, now = _onboarding(payload)
+    return await onboarding.grant_permissions(payload["servicePrincipalId"], now)
+
+
+@bp.activity_trigger(input_name="payload")
+async def ensure_directory_role(payload: dict) -> dict:
+    """Step 5: the directory role."""
+    onboarding, now = _onboarding(payload)
+    return await onboarding.ensure_directory_role(payload["servicePrincipalId"], now)
+
+
+@bp.activity_trigger(input_name="payload")
+def prove_onboarding(payload: dict) -> dict:
+    """Step 6: a token with the new certificate whose roles hold every granted permission."""
+    onboarding, now = _onboarding(payload)
+    return onboarding.prove(payload["application"], payload["certificate"], now)
+
+
+@bp.activity_trigger(input_name="payload")
+def record_onboarding_completed(payload: dict) -> dict:
+    """Step 7: the record says completed."""
+    onboarding, now = _onboarding(payload)
+    return onboarding.complete(now, payload["summary"])
+
+
+@bp.activity_trigger(input_name="payload")
+def record_onboarding_failure(payload: dict) -> dict:
+    """The record says failed, with the step, Graph's error and what exists."""
+    onboarding, now = _onboarding(payload)
+    return onboarding.fail(now, payload["error"], payload["created"])
+

@@ -1,0 +1,234 @@
+"""Microsoft Graph operations of onboarding, with msgraph-sdk (async). Every write is an upsert or a
+read-then-write, so running a step twice changes nothing the second time.
+
+msgraph-sdk is heavy (hundreds of MB, thousands of modules): it is imported inside functions, never at
+module import, to keep the Function App's cold start small.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+
+# Errors Graph answers while a new object has not replicated yet (REFERENCE.md, "Directory replication").
+_REPLICATION_MESSAGES = (
+    "does not reference a valid application object",
+    "not a valid reference update",
+    "does not exist or one of its queried reference-property objects are not present",
+)
+_REPLICATION_CODES = {"NoBackingApplicationObject"}
+# Graph's answer to a duplicate app role assignment (a retried POST whose first attempt landed).
+_DUPLICATE_ASSIGNMENT = "permission being assigned already exists"
+_DUPLICATE_OBJECT = "conflicting object"
+
+
+@dataclass
+class GraphError(Exception):
+    """A Graph call that failed after the SDK's own retries (429/503/504 are retried there)."""
+
+    status: int
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.code}: {self.message}"
+
+    @property
+    def is_replication(self) -> bool:
+        """The directory has not replicated an object we just created: retry later."""
+        text = self.message.lower()
+        return self.code in _REPLICATION_CODES or any(m in text for m in _REPLICATION_MESSAGES)
+
+    @property
+    def is_transient(self) -> bool:
+        """Worth retrying: replication, throttling that outlasted the SDK, server errors."""
+        return self.is_replication or self.status == 429 or self.status >= 500
+
+    def to_json(self) -> dict:
+        """JSON-safe (orchestration history, status): status, Graph code and message."""
+        return {"status": self.status, "code": self.code, "message": self.message}
+
+
+def _graph_error(exc: Exception) -> GraphError:
+    from kiota_abstractions.api_error import APIError
+
+    if isinstance(exc, APIError):
+        error = getattr(exc, "error", None)
+        code = getattr(error, "code", None) or "UnknownError"
+        message = getattr(error, "message", None) or str(exc)
+        return GraphError(getattr(exc, "response_status_code", None) or 0, code, message)
+    raise exc
+
+
+def graph_client(settings: Settings, credential):
+    """A GraphServiceClient on the configured Graph endpoint; tokens go only to that host."""
+    from kiota_authentication_azure.azure_identity_authentication_provider import (
+        AzureIdentityAuthenticationProvider,
+    )
+    from msgraph import GraphRequestAdapter, GraphServiceClient
+
+    provider = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE],
+                                                   allowed_hosts=[settings.graph_host])
+    adapter = GraphRequestAdapter(provider)
+    adapter.base_url = settings.graph_base_url
+    return GraphServiceClient(request_adapter=adapter)
+
+
+def _prefer_create_if_missing():
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+
+    config = RequestConfiguration()
+    config.headers.add("Prefer", "create-if-missing")
+    return config
+
+
+@dataclass
+class _ODataQuery:
+    """OData system query options, in the shape kiota reads query parameters from."""
+
+    filter: str | None = None
+    select: list[str] | None = None
+
+    def get_query_parameter(self, original_name: str) -> str:
+        """kiota's hook: the wire name of a parameter ($filter, $select)."""
+        return f"%24{original_name}"
+
+
+def _query(filter: str | None = None, select: list[str] | None = None):
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+
+    config = RequestConfiguration()
+    config.query_parameters = _ODataQuery(filter=filter, select=select)
+    return config
+
+
+class Directory:
+    """Graph operations in one tenant, through one client (one per event loop)."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    async def _call(self, awaitable):
+        try:
+            return await awaitable
+        except Exception as exc:
+            raise _graph_error(exc) from exc
+
+    # -- application --------------------------------------------------------------------------------------
+    async def upsert_application(self, unique_name: str, display_name: str,
+                                 required_resource_access: dict[str, list[str]]) -> dict:
+        """Create or update the app registration keyed by uniqueName; returns {id, appId, created}."""
+        from msgraph.generated.models.application import Application
+        from msgraph.generated.models.required_resource_access import RequiredResourceAccess
+        from msgraph.generated.models.resource_access import ResourceAccess
+
+        body = Application(
+            display_name=display_name, sign_in_audience="AzureADMyOrg",
+            required_resource_access=[
+                RequiredResourceAccess(resource_app_id=resource,
+                                       resource_access=[ResourceAccess(id=role, type="Role") for role in roles])
+                for resource, roles in required_resource_access.items()],
+        )
+        builder = self.client.applications_with_unique_name(unique_name)
+        created = await self._call(builder.patch(body, request_configuration=_prefer_create_if_missing()))
+        app = created or await self._call(builder.get(request_configuration=_query(select=["id", "appId"])))
+        return {"id": app.id, "appId": app.app_id, "created": created is not None}
+
+    async def ensure_certificate_key(self, application_id: str, certificate_der: bytes, not_before: datetime,
+                                     not_after: datetime, display_name: str) -> bool:
+        """Add the certificate to the app's keyCredentials unless it is there; other keys are kept.
+
+        PATCH replaces the whole collection, and only `$select=keyCredentials` on the app returns the
+        existing keys' bytes, so they are read that way and sent back unchanged."""
+        from msgraph.generated.models.application import Application
+        from msgraph.generated.models.key_credential import KeyCredential
+
+        item = self.client.applications.by_application_id(application_id)
+        app = await self._call(item.get(request_configuration=_query(select=["keyCredentials"])))
+        existing = list(app.key_credentials or [])
+        thumbprint = hashlib.sha1(certificate_der).digest()
+        if any(k.custom_key_identifier == thumbprint or (k.key and bytes(k.key) == certificate_der)
+               for k in existing):
+            return False
+        # msgraph-sdk drops a str `key` silently (Graph then answers KeyValue cannot be null): bytes only.
+        new_key = KeyCredential(type="AsymmetricX509Cert", usage="Verify", key=certificate_der,
+                                display_name=display_name, start_date_time=not_before,
+                                end_date_time=not_after, custom_key_identifier=thumbprint)
+        await self._call(item.patch(Application(key_credentials=[*existing, new_key])))
+        return True
+
+    # -- service principals ---------------------------------------------------------------------------------
+    async def upsert_service_principal(self, app_id: str) -> dict:
+        """Create the app's service principal if missing; returns {id, created}."""
+        from msgraph.generated.models.service_principal import ServicePrincipal
+
+        builder = self.client.service_principals_with_app_id(app_id)
+        created = await self._call(builder.patch(ServicePrincipal(), request_configuration=_prefer_create_if_missing()))
+        sp = created or await self._call(builder.get(request_configuration=_query(select=["id", "appId"])))
+        return {"id": sp.id, "created": created is not None}
+
+    async def resource_roles(self, resource_app_id: str) -> tuple[str, dict[str, str]]:
+        """The resource's service principal id in this tenant and its app roles (value → id)."""
+        result = await self._call(self.client.service_principals.get(request_configuration=_query(
+            filter=f"appId eq '{resource_app_id}'", select=["id", "appId", "appRoles"])))
+        if not result or not result.value:
+            raise GraphError(404, "ResourceNotFound", f"no service principal for resource {resource_app_id}")
+        sp = result.value[0]
+        return sp.id, {role.value: str(role.id) for role in (sp.app_roles or []) if role.value}
+
+    async def granted_roles(self, principal_id: str) -> set[tuple[str, str]]:
+        """(resourceId, appRoleId) pairs already granted to the principal."""
+        result = await self._call(
+            self.client.service_principals.by_service_principal_id(principal_id).app_role_assignments.get())
+        return {(str(a.resource_id), str(a.app_role_id)) for a in (result.value if result else []) or []}
+
+    async def grant_role(self, resource_sp_id: str, principal_id: str, app_role_id: str) -> bool:
+        """Admin consent for one application permission; False when it already existed."""
+        from msgraph.generated.models.app_role_assignment import AppRoleAssignment
+
+        body = AppRoleAssignment(principal_id=principal_id, resource_id=resource_sp_id, app_role_id=app_role_id)
+        try:
+            await self._call(self.client.service_principals.by_service_principal_id(resource_sp_id)
+                             .app_role_assigned_to.post(body))
+        except GraphError as error:
+            if error.status == 400 and _DUPLICATE_ASSIGNMENT in error.message.lower():
+                return False  # a retried POST whose first attempt landed
+            raise
+        return True
+
+    # -- directory roles --------------------------------------------------------------------------------------
+    async def has_directory_role(self, principal_id: str, role_definition_id: str) -> bool:
+        """Whether the principal holds the role tenant-wide."""
+        result = await self._call(self.client.role_management.directory.role_assignments.get(
+            request_configuration=_query(filter=f"principalId eq '{quote(principal_id)}' and "
+                                                f"roleDefinitionId eq '{quote(role_definition_id)}'")))
+        return any(a.directory_scope_id in (None, "/") for a in (result.value if result else []) or [])
+
+    async def assign_directory_role(self, principal_id: str, role_definition_id: str) -> bool:
+        """Assign the role at directory scope; False when it already existed."""
+        from msgraph.generated.models.unified_role_assignment import UnifiedRoleAssignment
+
+        body = UnifiedRoleAssignment(principal_id=principal_id, role_definition_id=role_definition_id,
+                                     directory_scope_id="/")
+        try:
+            await self._call(self.client.role_management.directory.role_assignments.post(body))
+        except GraphError as error:
+            if error.status == 400 and _DUPLICATE_OBJECT in error.message.lower():
+                return False
+            raise
+        return True
+
+
+def certificate_der(cer_b64: str) -> bytes:
+    """DER bytes of a certificate given as base64 (Key Vault's `cer`)."""
+    return base64.b64decode(cer_b64)

@@ -1,0 +1,296 @@
+"""The steps of automatic onboarding (DESIGN.md 1-7) as plain functions over JSON-safe dicts.
+
+Each step is idempotent: it reads what exists and writes only what is missing, so an activity that
+runs twice (at-least-once delivery, a host restart, a durable retry) creates nothing the second time.
+A step returns ``{"ok": True, ...}``, or ``{"ok": False, "error": {...}}`` for a permanent failure
+(bad permission, invalid request: retrying cannot help). Transient failures (directory replication,
+throttling that outlasted the SDK's retries, 5xx) raise :class:`RetryableStepError` so that the
+orchestration's durable retry tries again on its own clock.
+
+Nothing here returns or logs key material or tokens: results carry ids, names, thumbprints, dates and
+the decoded `roles` of the proof token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+from datetime import datetime, timedelta
+
+from . import catalog
+from .credentials import (
+    home_credential,
+    keyvault_signed_assertion,
+    onboarded_app_credential,
+    provisioner_credential,
+)
+from .graph import Directory, GraphError, graph_client
+from .keyvault import CertificateInfo, CertificateVault, certificate_name
+from .settings import Settings
+from .state import StateStore
+
+log = logging.getLogger(__name__)
+
+STEPS = ("certificate", "application", "servicePrincipal", "consent", "directoryRole", "proof", "record")
+# How long after creating an app a 403 on its service principal counts as replication, not a refusal:
+# with Application.ReadWrite.OwnedBy Graph answers 403 until the new app is visible to the ownership check
+# (hashicorp/terraform-provider-azuread#611, #992).
+OWNED_BY_REPLICATION_WINDOW = timedelta(minutes=10)
+
+
+class RetryableStepError(Exception):
+    """A transient failure: the durable retry will run the step again."""
+
+
+def parse_time(value: str) -> datetime:
+    """ISO-8601 (with Z) → aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def application_unique_name(onboarding_id: str) -> str:
+    """The app registration's immutable key in the tenant (deterministic per tenant and mailbox)."""
+    return "certauth-" + hashlib.sha256(onboarding_id.encode()).hexdigest()[:32]
+
+
+def application_display_name(settings: Settings, mailbox: str) -> str:
+    """`<prefix> (<service mailbox>)`, the naming convention admins see in Entra."""
+    return f"{settings.app_display_name_prefix} ({mailbox})"
+
+
+def certificate_subject(settings: Settings, mailbox: str) -> str:
+    """`CN=<app display name>` as an RFC 4514 string (escaped), within X.520's 64-character CN limit."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    name = application_display_name(settings, mailbox)
+    if len(name.encode()) > 64:  # the limit counts UTF-8 bytes; the prefix's dashes take three each
+        name = f"certauth ({mailbox})"[:64]  # the mailbox is ASCII (validated)
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]).rfc4514_string()
+
+
+def failure(step: str, status: int, code: str, message: str) -> dict:
+    """A permanent failure result (JSON-safe)."""
+    return {"ok": False, "error": {"step": step, "status": status, "code": code, "message": message}}
+
+
+def _graph_outcome(step: str, error: GraphError) -> dict:
+    if error.is_transient:
+        raise RetryableStepError(f"{step}: {error}")
+    return failure(step, error.status, error.code, error.message)
+
+
+class Onboarding:
+    """Runs the steps for one onboarding request (the orchestration input)."""
+
+    def __init__(self, settings: Settings, request: dict, store: StateStore | None = None) -> None:
+        self.settings = settings
+        self.request = request
+        self.id = request["onboardingId"]
+        self.tenant_id = request["tenantId"]
+        self.mailbox = request["serviceMailbox"]
+        self.profile = catalog.profile(request["permissionProfile"])
+        self._store = store
+
+    @property
+    def store(self) -> StateStore:
+        """Table Storage (built on first use)."""
+        if self._store is None:
+            self._store = StateStore(self.settings.require("tables_connection"))
+        return self._store
+
+    def progress(self, step: str, at: datetime, fields: dict, event: str, details: dict | None = None) -> None:
+        """Record a step's result on the onboarding record and in the audit trail (idempotent)."""
+        self.store.update_onboarding(self.id, lambda _: {"Step": step, "UpdatedAt": at, **fields})
+        self.store.audit(self.id, event, at, details or {}, key=f"{step}")
+
+    def _vault(self) -> CertificateVault:
+        return CertificateVault(self.settings.require("key_vault_url"), home_credential(self.settings),
+                                verify_challenge_resource=self.settings.keyvault_verify_challenge_resource)
+
+    # -- 1. certificate -------------------------------------------------------------------------------------
+    def ensure_certificate(self, now: datetime) -> dict:
+        """Create (or reuse) the Key Vault certificate; returns its public facts."""
+        from azure.core.exceptions import HttpResponseError
+
+        options = self.request["certificate"]
+        vault = self._vault()
+        try:
+            info, created = vault.ensure(
+                certificate_name(self.id), certificate_subject(self.settings, self.mailbox),
+                options["validityMonths"], options["keySize"], options["exportable"], now)
+        except HttpResponseError as error:
+            status = error.status_code or 0
+            if status in (429,) or status >= 500:
+                raise RetryableStepError(f"certificate: {status} {error.message}") from None
+            code = getattr(error.error, "code", None) or "KeyVaultError"
+            return failure("certificate", status, code, error.message or str(error))
+        finally:
+            vault.close()
+        self.store.upsert_certificate(self.id, {
+            "TenantId": self.tenant_id, "ServiceMailbox": self.mailbox, "CertificateName": info.name,
+            "Version": info.version, "Thumbprint": info.thumbprint, "NotBefore": parse_time(info.not_before),
+            "NotAfter": parse_time(info.not_after), "Exportable": info.exportable})
+        self.progress("certificate", now, {"CertificateName": info.name, "Thumbprint": info.thumbprint,
+                                           "NotAfter": parse_time(info.not_after)},
+                      "certificate.created" if created else "certificate.reused", {"Thumbprint": info.thumbprint})
+        return {"ok": True, "certificate": info.to_json(), "created": created}
+
+    # -- Graph steps (async: msgraph-sdk is async only) ------------------------------------------------------
+    async def _directory(self):
+        credential = provisioner_credential(self.settings, self.tenant_id, asynchronous=True)
+        return credential, Directory(graph_client(self.settings, credential))
+
+    async def _with_directory(self, step: str, work):
+        credential, directory = await self._directory()
+        try:
+            return await work(directory)
+        except GraphError as error:
+            return _graph_outcome(step, error)
+        except Exception as error:
+            from azure.core.exceptions import ClientAuthenticationError
+
+            if isinstance(error, ClientAuthenticationError):
+                # The tenant has not consented to the onboarding app, or refused its credential.
+                return failure(step, 401, "AuthenticationFailed", str(error.message).split(" Trace ID")[0])
+            raise
+        finally:
+            await credential.close()
+
+    async def ensure_application(self, certificate: dict, now: datetime) -> dict:
+        """Upsert the app registration and merge the certificate into its keyCredentials."""
+        info = CertificateInfo(**certificate)
+        required = {resource: [p.app_role_id for p in permissions]
+                    for resource, permissions in self.profile.by_resource().items()}
+        display_name = application_display_name(self.settings, self.mailbox)
+
+        async def work(directory: Directory) -> dict:
+            app = await directory.upsert_application(application_unique_name(self.id), display_name, required)
+            key_added = await directory.ensure_certificate_key(
+                app["id"], base64.b64decode(info.cer), parse_time(info.not_before), parse_time(info.not_after),
+                f"certauth {info.thumbprint}")
+            self.progress("application", now, {"AppId": app["appId"], "ApplicationObjectId": app["id"]},
+                          "application.created" if app["created"] else "application.updated",
+                          {"AppId": app["appId"], "KeyAdded": key_added})
+            return {"ok": True, "appId": app["appId"], "applicationObjectId": app["id"], "created": app["created"],
+                    "keyAdded": key_added, "createdAt": now.isoformat()}
+
+        return await self._with_directory("application", work)
+
+    async def ensure_service_principal(self, application: dict, now: datetime) -> dict:
+        """Upsert the app's service principal, through replication delay."""
+
+        async def work(directory: Directory) -> dict:
+            try:
+                sp = await directory.upsert_service_principal(application["appId"])
+            except GraphError as error:
+                recent = now - parse_time(application["createdAt"]) < OWNED_BY_REPLICATION_WINDOW
+                if error.status == 403 and application.get("created") and recent:
+                    raise RetryableStepError(f"servicePrincipal: {error} (new app, not replicated yet)") from None
+                raise
+            self.progress("servicePrincipal", now, {"ServicePrincipalId": sp["id"]},
+                          "servicePrincipal.created" if sp["created"] else "servicePrincipal.exists",
+                          {"ServicePrincipalId": sp["id"]})
+            return {"ok": True, "servicePrincipalId": sp["id"], "created": sp["created"]}
+
+        return await self._with_directory("servicePrincipal", work)
+
+    async def grant_permissions(self, service_principal_id: str, now: datetime) -> dict:
+        """Admin consent: one app role assignment per permission, posted only when missing."""
+
+        async def work(directory: Directory) -> dict:
+            have = await directory.granted_roles(service_principal_id)
+            granted, added = [], []
+            for resource, permissions in self.profile.by_resource().items():
+                resource_sp, roles = await directory.resource_roles(resource)
+                for permission in permissions:
+                    role_id = roles.get(permission.value)
+                    if role_id is None:
+                        return failure("consent", 400, "UnknownPermission",
+                                       f"{permission.resource_name} has no application permission "
+                                       f"{permission.value} in this tenant")
+                    if role_id != permission.app_role_id:
+                        log.warning("tenant's id for %s differs from the catalog's; using the tenant's",
+                                    permission.value)
+                    if (resource_sp, role_id) not in have and await directory.grant_role(
+                            resource_sp, service_principal_id, role_id):
+                        added.append(permission.value)
+                    granted.append(permission.value)
+            self.progress("consent", now, {"Permissions": json.dumps(granted)},
+                          "consent.granted" if added else "consent.exists", {"Added": json.dumps(added)})
+            return {"ok": True, "granted": granted, "added": added}
+
+        return await self._with_directory("consent", work)
+
+    async def ensure_directory_role(self, service_principal_id: str, now: datetime) -> dict:
+        """Assign the directory role (if the request asks for one), read first."""
+        role_key = self.request.get("directoryRole")
+        if not role_key:
+            self.progress("directoryRole", now, {"DirectoryRole": ""}, "directoryRole.none")
+            return {"ok": True, "role": None, "added": False}
+        role = catalog.directory_role(role_key)
+
+        async def work(directory: Directory) -> dict:
+            added = False
+            if not await directory.has_directory_role(service_principal_id, role.template_id):
+                added = await directory.assign_directory_role(service_principal_id, role.template_id)
+            self.progress("directoryRole", now, {"DirectoryRole": role.display_name},
+                          "directoryRole.assigned" if added else "directoryRole.exists",
+                          {"RoleTemplateId": role.template_id})
+            return {"ok": True, "role": role.display_name, "roleTemplateId": role.template_id, "added": added}
+
+        return await self._with_directory("directoryRole", work)
+
+    # -- 6. proof ------------------------------------------------------------------------------------------
+    def prove(self, application: dict, certificate: dict, now: datetime) -> dict:
+        """Get app-only tokens with the new certificate (signed in Key Vault) and check their roles."""
+        import jwt
+        from azure.core.exceptions import ClientAuthenticationError
+
+        info = CertificateInfo(**certificate)
+        vault = self._vault()
+        try:
+            assertion = keyvault_signed_assertion(
+                self.settings, self.tenant_id, application["appId"], base64.b64decode(info.cer),
+                lambda digest: vault.sign(info.key_id, "RS256", digest), now)
+            credential = onboarded_app_credential(self.settings, self.tenant_id, application["appId"], assertion)
+            roles: dict[str, list[str]] = {}
+            missing: list[str] = []
+            for resource, permissions in self.profile.by_resource().items():
+                scope = f"{_resource_uri(resource)}/.default"
+                try:
+                    token = credential.get_token(scope).token
+                except ClientAuthenticationError as error:
+                    # New credentials and consent take a while to reach every token-issuing replica.
+                    raise RetryableStepError(f"proof: {str(error.message).split(' Trace ID')[0]}") from None
+                # Only the claims are read (and never stored): the token itself stays in this frame.
+                claims = jwt.decode(token, options={"verify_signature": False})
+                del token
+                roles[catalog.RESOURCE_NAMES.get(resource, resource)] = sorted(claims.get("roles", []))
+                missing += [p.value for p in permissions if p.value not in claims.get("roles", [])]
+        finally:
+            vault.close()
+        if missing:
+            raise RetryableStepError(f"proof: token roles do not include {sorted(missing)} yet")
+        self.progress("proof", now, {"ProofRoles": json.dumps(roles)}, "proof.succeeded", {"Roles": json.dumps(roles)})
+        return {"ok": True, "roles": roles}
+
+    def complete(self, now: datetime, summary: dict) -> dict:
+        """Mark the onboarding completed."""
+        self.store.update_onboarding(self.id, lambda _: {"Status": "completed", "Step": "record", "UpdatedAt": now,
+                                                         "CompletedAt": now, "Error": ""})
+        self.store.audit(self.id, "onboarding.completed", now, {"Summary": json.dumps(summary)}, key="record")
+        return {"ok": True}
+
+    def fail(self, now: datetime, error: dict, created: dict) -> dict:
+        """Mark the onboarding failed, naming the step, Graph's error and what exists."""
+        self.store.update_onboarding(self.id, lambda _: {"Status": "failed", "UpdatedAt": now,
+                                                         "Error": json.dumps(error), "Created": json.dumps(created)})
+        self.store.audit(self.id, "onboarding.failed", now, {"Error": json.dumps(error)}, key="failed")
+        return {"ok": True}
+
+
+def _resource_uri(resource_app_id: str) -> str:
+    return {catalog.MICROSOFT_GRAPH: "https://graph.microsoft.com",
+            catalog.EXCHANGE_ONLINE: "https://outlook.office365.com"}.get(resource_app_id, resource_app_id)
