@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -87,6 +87,13 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
                  {"Location": _status_url(req, instance)})
 
 
+def _iso(value) -> str | None:
+    """A Table Storage datetime as ISO-8601 UTC with Z."""
+    if not isinstance(value, datetime):
+        return value
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _loads(value: str | None, default):
     try:
         return json.loads(value) if value else default
@@ -121,7 +128,7 @@ async def get_onboarding(req: func.HttpRequest, client: df.DurableOrchestrationC
         "application": {"appId": record.get("AppId"), "objectId": record.get("ApplicationObjectId")},
         "servicePrincipalId": record.get("ServicePrincipalId"),
         "certificate": {"name": record.get("CertificateName"), "thumbprint": record.get("Thumbprint"),
-                        "notAfter": record.get("NotAfter")},
+                        "notAfter": _iso(record.get("NotAfter"))},
         "permissions": _loads(record.get("Permissions"), []),
         "directoryRole": record.get("DirectoryRole") or None,
         "proofRoles": _loads(record.get("ProofRoles"), {}),
