@@ -22,7 +22,7 @@ VENV_STAMP := $(VENV)/.requirements.stamp
 NODE_STAMP := node_modules/.package-lock.stamp
 PYTEST_ARGS ?=
 
-.PHONY: deps test lint bench clean distclean
+.PHONY: deps test lint bench up down clean distclean
 
 deps: $(VENV_STAMP) $(NODE_STAMP)
 
@@ -48,7 +48,13 @@ lint: $(VENV_STAMP)
 bench: deps
 	$(PY) -m bench
 
-# up / down / demo: the offline world in the background and the end-to-end demo (added with onboarding).
+# The offline world in the background: Azurite, sandbox.azure and sandbox.host serving function_app;
+# .sandbox/endpoints.json says where everything is. `make down` stops exactly what `make up` started.
+up: deps
+	$(PY) -m sandbox.up up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m sandbox.up down; fi
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .sandbox

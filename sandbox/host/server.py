@@ -1,0 +1,410 @@
+"""HTTP side of the sandbox host: triggers, admin routes, durable webhooks, the client RPC API, the clock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import traceback
+from datetime import UTC
+from urllib.parse import unquote
+
+import azure.functions as func
+from aiohttp import web
+from azure.functions.timer import TimerRequest
+from dateutil.parser import parse as parse_datetime
+
+from .engine import EVENT_NAMES, SCHEDULING, TERMINAL, Engine
+from .keys import Keys
+from .registry import FunctionInfo
+from .taskhub import loads_or_none, table_safe
+from .worker import Worker
+
+log = logging.getLogger("sandbox.host.http")
+WEBHOOK = "/runtime/webhooks/durabletask"
+
+
+def _status_time(value: str) -> str:
+    if not value:
+        return value
+    return parse_datetime(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class HostServer:
+    def __init__(self, functions: dict[str, FunctionInfo], engine: Engine, worker: Worker, keys: Keys,
+                 clock, task_hub: str, route_prefix: str = "api", local_clock: bool = True,
+                 on_clock_advanced=None) -> None:
+        self.functions = functions
+        self.engine = engine
+        self.worker = worker
+        self.keys = keys
+        self.clock = clock
+        self.task_hub = task_hub
+        self.prefix = route_prefix.strip("/")
+        self.local_clock = local_clock
+        self.on_clock_advanced = on_clock_advanced or (lambda: None)
+        self.http_functions = sorted((f for f in functions.values() if f.kind == "http"),
+                                     key=lambda f: f.route.literal_score)
+        self.base_url = ""      # set once listening
+        self.rpc_base_url = ""  # ends with /durabletask/
+
+    # ---- apps -----------------------------------------------------------------------------
+
+    def public_app(self) -> web.Application:
+        app = web.Application(client_max_size=100 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        return app
+
+    def rpc_app(self) -> web.Application:
+        app = web.Application(client_max_size=100 * 1024 * 1024)
+        app.router.add_route("*", "/durabletask/{tail:.*}", self.rpc)
+        return app
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        try:
+            if path == "/_sandbox/clock":
+                return await self.clock_route(request)
+            if path.startswith(WEBHOOK + "/"):
+                if self.keys.level(self._presented_key(request)) not in ("admin", "system"):
+                    return web.Response(status=401)
+                return await self.durable_api(request, path[len(WEBHOOK) + 1:], public=True)
+            if path.startswith("/admin/"):
+                if self.keys.level(self._presented_key(request)) != "admin":
+                    return web.Response(status=401)
+                return await self.admin(request, path[len("/admin/"):])
+            prefix = f"/{self.prefix}/" if self.prefix else "/"
+            if path.startswith(prefix) or path == prefix.rstrip("/"):
+                return await self.http_trigger(request, path[len(prefix):])
+            return web.Response(status=404)
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("host error on %s %s", request.method, path)
+            return web.Response(status=500)
+
+    @staticmethod
+    def _presented_key(request: web.Request) -> str | None:
+        return request.headers.get("x-functions-key") or request.query.get("code")
+
+    # ---- HTTP triggers --------------------------------------------------------------------
+
+    def _match(self, method: str, path: str):
+        path = unquote(path)
+        allowed = False
+        for info in self.http_functions:
+            match = info.route.regex.fullmatch(path)
+            if not match:
+                continue
+            if info.methods and method not in info.methods:
+                allowed = True
+                continue
+            return info, {k: v for k, v in match.groupdict().items() if v is not None}, False
+        return None, None, allowed
+
+    async def http_trigger(self, request: web.Request, path: str) -> web.StreamResponse:
+        info, route_params, _ = self._match(request.method, path)
+        if info is None:
+            return web.Response(status=404)   # the Functions host answers 404 for a method it does not route
+        granted = self.keys.level(self._presented_key(request))
+        if info.auth_level == "admin" and granted != "admin":
+            return web.Response(status=401)
+        if info.auth_level == "function" and granted not in ("admin", "function"):
+            return web.Response(status=401)
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items()}
+        params = {k: v for k, v in request.query.items()}
+        http_request = func.HttpRequest(method=request.method, url=str(request.url), headers=headers,
+                                        params=params, route_params=route_params, body=body)
+        try:
+            result = await self.worker.call_async(info, http_request, lambda: self.client_binding())
+        except Exception:
+            log.error("Executed 'Functions.%s' (Failed)\n%s", info.name, traceback.format_exc())
+            return web.Response(status=500)
+        return self._to_response(result)
+
+    @staticmethod
+    def _to_response(result) -> web.Response:
+        if result is None:
+            return web.Response(status=204)
+        if isinstance(result, (str, bytes)):
+            result = func.HttpResponse(result)
+        if not isinstance(result, func.HttpResponse):
+            log.error("an HTTP function returned %s, not an HttpResponse", type(result).__name__)
+            return web.Response(status=500)
+        headers = {}
+        for key, value in result.headers.items():
+            headers[key] = value
+        if not any(k.lower() == "content-type" for k in headers):
+            mimetype = result.mimetype or "text/plain"
+            headers["Content-Type"] = f"{mimetype}; charset={result.charset or 'utf-8'}" \
+                if mimetype.startswith("text/") or mimetype == "application/json" else mimetype
+        return web.Response(status=result.status_code, headers=headers, body=result.get_body())
+
+    # ---- durable client binding -----------------------------------------------------------
+
+    def client_binding(self) -> str:
+        code = self.keys.durable_key
+        base = f"{self.base_url}{WEBHOOK}"
+        return json.dumps({
+            "taskHubName": self.task_hub,
+            "creationUrls": {
+                "createNewInstancePostUri": f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]?code={code}",
+                "createAndWaitOnNewInstancePostUri": f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]"
+                                                     f"?timeout={{timeoutInSeconds}}&pollingInterval="
+                                                     f"{{intervalInSeconds}}&code={code}",
+            },
+            "managementUrls": self._management_urls("INSTANCEID", self.base_url),
+            "baseUrl": base,
+            "requiredQueryStringParameters": f"code={code}",
+            "rpcBaseUrl": self.rpc_base_url,
+            "httpBaseUrl": "",
+            "maxGrpcMessageSizeInBytes": 0,
+            "grpcHttpClientTimeout": "00:01:40",
+        })
+
+    def _management_urls(self, instance_id: str, origin: str) -> dict:
+        code = self.keys.durable_key
+        common = f"taskHub={self.task_hub}&connection=Storage&code={code}"
+        instance = f"{origin}{WEBHOOK}/instances/{instance_id}"
+        return {
+            "id": instance_id,
+            "purgeHistoryDeleteUri": f"{instance}?{common}",
+            "restartPostUri": f"{instance}/restart?{common}",
+            "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{common}",
+            "statusQueryGetUri": f"{instance}?{common}",
+            "terminatePostUri": f"{instance}/terminate?reason={{{{text}}}}&{common}".replace("{{text}}", "{text}"),
+            "resumePostUri": f"{instance}/resume?reason={{text}}&{common}",
+            "suspendPostUri": f"{instance}/suspend?reason={{text}}&{common}",
+        }
+
+    # ---- durable API (RPC for the client, and the public webhooks) ------------------------------
+
+    async def rpc(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self.durable_api(request, request.path[len("/durabletask/"):], public=False)
+        except Exception:
+            log.exception("rpc error on %s %s", request.method, request.path)
+            return web.json_response({"Message": "An error has occurred.",
+                                      "ExceptionMessage": traceback.format_exc(limit=2)}, status=500)
+
+    @staticmethod
+    def _input_from_body(raw: bytes) -> str | None:
+        """The JSON text of an input: the Python client JSON-encodes it twice, curl once."""
+        if not raw.strip():
+            return None
+        value = json.loads(raw)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                json.loads(value)
+                return value
+            except ValueError:
+                return json.dumps(value)
+        return json.dumps(value)
+
+    async def durable_api(self, request: web.Request, tail: str, public: bool) -> web.StreamResponse:
+        parts = [unquote(p) for p in tail.strip("/").split("/")] if tail.strip("/") else []
+        method = request.method
+        origin = self.base_url if not public else f"{request.scheme}://{request.host}"
+        run = asyncio.get_running_loop().run_in_executor
+        if parts and parts[0] == "orchestrators" and len(parts) in (2, 3) and method == "POST":
+            try:
+                input_json = self._input_from_body(await request.read())
+            except ValueError:
+                return web.json_response({"Message": "The request content is not valid JSON."}, status=400)
+            instance_id = parts[2] if len(parts) == 3 else None
+            if instance_id is not None and not table_safe(instance_id):
+                return web.json_response({"Message": "Invalid instance id.", "ExceptionMessage":
+                                          f"Instance id '{instance_id}' contains characters that are not allowed "
+                                          "(/ \\ # ? or control characters)."}, status=400)
+            try:
+                instance_id = await run(None, self.engine.start_new, parts[1], instance_id, input_json)
+            except LookupError as error:
+                return web.json_response({"Message": str(error), "ExceptionMessage": str(error)}, status=400)
+            except FileExistsError as error:
+                return web.json_response({"Message": str(error), "ExceptionMessage": str(error)}, status=400)
+            payload = self._management_urls(instance_id, origin)
+            return web.json_response(payload, status=202, headers={
+                "Location": payload["statusQueryGetUri"], "Retry-After": "10"})
+        if parts and parts[0] == "instances":
+            if len(parts) == 1 and method == "GET":
+                return web.json_response(self._query(request))
+            if len(parts) == 1 and method == "DELETE":
+                return await self._purge_by(request)
+            instance_id = parts[1]
+            inst = self.engine.get(instance_id)
+            if len(parts) == 2 and method == "GET":
+                if inst is None:
+                    return web.Response(status=404)
+                document = self._status(inst, request.query)
+                status = 202 if inst.status not in TERMINAL else 200
+                headers = {}
+                if status == 202 and public:
+                    headers = {"Location": self._management_urls(instance_id, origin)["statusQueryGetUri"],
+                               "Retry-After": "10"}
+                if inst.status == "Failed" and request.query.get("returnInternalServerErrorOnFailure") == "true":
+                    status = 500
+                return web.json_response(document, status=status, headers=headers)
+            if len(parts) == 2 and method == "DELETE":
+                deleted = await run(None, self.engine.purge, instance_id)
+                if not deleted:
+                    return web.json_response({"instancesDeleted": 0}, status=404)
+                return web.json_response({"instancesDeleted": 1})
+            if inst is None:
+                return web.Response(status=404)
+            if len(parts) == 4 and parts[2] == "raiseEvent" and method == "POST":
+                if inst.status in TERMINAL:
+                    return web.Response(status=410)
+                try:
+                    input_json = self._input_from_body(await request.read())
+                except ValueError:
+                    return web.Response(status=400)
+                await run(None, lambda: self.engine.send(instance_id, "EventRaised", name=parts[3],
+                                                         input=input_json))
+                return web.Response(status=202)
+            if len(parts) == 3 and parts[2] == "terminate" and method == "POST":
+                if inst.status in TERMINAL:
+                    return web.Response(status=410)
+                reason = request.query.get("reason", "")
+                await run(None, lambda: self.engine.send(instance_id, "Terminate", reason=reason))
+                return web.Response(status=202)
+        return web.json_response({"Message": f"No durable API route for {method} {tail}"}, status=404)
+
+    def _status(self, inst, query) -> dict:
+        show_input = query.get("showInput", "true").lower() != "false"
+        document = {
+            "name": inst.name, "instanceId": inst.id, "runtimeStatus": inst.status,
+            "input": loads_or_none(inst.input) if show_input else None,
+            "customStatus": loads_or_none(inst.custom_status), "output": loads_or_none(inst.output),
+            "createdTime": _status_time(inst.created), "lastUpdatedTime": _status_time(inst.updated),
+        }
+        if query.get("showHistory", "").lower() == "true":
+            document["historyEvents"] = self._history(inst, query.get("showHistoryOutput", "").lower() == "true")
+        return document
+
+    @staticmethod
+    def _history(inst, with_output: bool) -> list[dict]:
+        scheduled = {e["EventId"]: e for e in inst.history if e["EventType"] in SCHEDULING}
+        out = []
+        for event in inst.history:
+            kind = event["EventType"]
+            if kind in (12, 13, 4, 7):   # orchestrator started/completed; scheduling folded into results
+                continue
+            item = {"EventType": EVENT_NAMES[kind], "EventId": event["EventId"], "Timestamp": event["Timestamp"]}
+            if kind == 0:
+                item["FunctionName"] = event["Name"]
+                if with_output:
+                    item["Input"] = loads_or_none(event.get("Input"))
+            elif kind in (5, 6, 8, 9):
+                origin = scheduled.get(event["TaskScheduledId"], {})
+                item.update(FunctionName=origin.get("Name"), ScheduledTime=origin.get("Timestamp"),
+                            TaskScheduledId=event["TaskScheduledId"])
+                if kind in (5, 8) and with_output:
+                    item["Result"] = loads_or_none(event.get("Result"))
+                if kind in (6, 9):
+                    item.update(Reason=event.get("Reason"), Details=event.get("Details") if with_output else None)
+            elif kind == 10:
+                item["FireAt"] = event["FireAt"]
+            elif kind == 11:
+                item.update(FireAt=event["FireAt"], TimerId=event["TimerId"])
+            elif kind == 15:
+                item["Name"] = event["Name"]
+                if with_output:
+                    item["Input"] = loads_or_none(event.get("Input"))
+            elif kind == 1:
+                item["OrchestrationStatus"] = event["OrchestrationStatus"]
+                if with_output:
+                    item["Result"] = loads_or_none(event.get("Result"))
+            elif kind == 3:
+                item["Input"] = loads_or_none(event.get("Input"))
+            out.append(item)
+        return out
+
+    def _filtered(self, query) -> list:
+        statuses = set(filter(None, query.get("runtimeStatus", "").split(",")))
+        start = query.get("createdTimeFrom")
+        end = query.get("createdTimeTo")
+        prefix = query.get("instanceIdPrefix")
+        with self.engine.lock:
+            instances = list(self.engine.instances.values())
+        out = []
+        for inst in instances:
+            created = parse_datetime(inst.created) if inst.created else None
+            if statuses and inst.status not in statuses:
+                continue
+            if start and created and created < parse_datetime(start).replace(tzinfo=created.tzinfo or UTC):
+                continue
+            if end and created and created > parse_datetime(end).replace(tzinfo=created.tzinfo or UTC):
+                continue
+            if prefix and not inst.id.startswith(prefix):
+                continue
+            out.append(inst)
+        return out
+
+    def _query(self, request) -> list[dict]:
+        return [self._status(inst, request.query) for inst in self._filtered(request.query)]
+
+    async def _purge_by(self, request) -> web.Response:
+        deleted = 0
+        for inst in self._filtered(request.query):
+            if await asyncio.get_running_loop().run_in_executor(None, self.engine.purge, inst.id):
+                deleted += 1
+        return web.json_response({"instancesDeleted": deleted}, status=200 if deleted else 404)
+
+    # ---- admin ----------------------------------------------------------------------------
+
+    async def admin(self, request: web.Request, tail: str) -> web.StreamResponse:
+        parts = tail.strip("/").split("/")
+        if parts == ["host", "status"]:
+            return web.json_response({"state": "Running", "taskHub": self.task_hub,
+                                      "functions": sorted(self.functions)})
+        if parts == ["functions"] and request.method == "GET":
+            return web.json_response([{"name": f.name, "kind": f.kind} for f in self.functions.values()])
+        if len(parts) == 2 and parts[0] == "functions" and request.method == "POST":
+            info = next((f for f in self.functions.values() if f.name.lower() == parts[1].lower()), None)
+            if info is None:
+                return web.Response(status=404)
+            if info.kind != "timer":
+                return web.json_response({"Message": f"'{info.name}' is a {info.kind} function; only timer "
+                                          "triggers can be run through the admin API on the sandbox host"},
+                                         status=400)
+            asyncio.get_running_loop().create_task(self.fire_timer(info, past_due=False))
+            return web.Response(status=202)
+        return web.Response(status=404)
+
+    async def fire_timer(self, info: FunctionInfo, past_due: bool) -> bool:
+        timer = TimerRequest(past_due=past_due)
+        try:
+            await self.worker.call_async(info, timer, lambda: self.client_binding())
+            log.info("Executed 'Functions.%s' (Succeeded)", info.name)
+            return True
+        except Exception:
+            log.error("Executed 'Functions.%s' (Failed)\n%s", info.name, traceback.format_exc())
+            return False
+
+    # ---- clock ----------------------------------------------------------------------------
+
+    async def clock_route(self, request: web.Request) -> web.Response:
+        run = asyncio.get_running_loop().run_in_executor
+        if request.method == "POST":
+            try:
+                body = await request.json()
+                seconds = float(body["advanceSeconds"])
+            except (ValueError, KeyError, TypeError):
+                return web.json_response({"error": "body must be {\"advanceSeconds\": N}"}, status=400)
+            if seconds < 0:
+                return web.json_response({"error": "advanceSeconds must be >= 0"}, status=400)
+            if self.local_clock:
+                self.clock.advance(seconds)
+                document = self.clock.document()
+            else:
+                document = await run(None, self.clock.advance, seconds)
+            self.on_clock_advanced()
+            return web.json_response(document)
+        if request.method == "GET":
+            if self.local_clock:
+                return web.json_response(self.clock.document())
+            return web.json_response(await run(None, self.clock._call))
+        return web.Response(status=405)

@@ -1,0 +1,190 @@
+"""Fixtures for end-to-end tests through the sandbox Functions host (``python -m sandbox.host``).
+
+The host runs as a subprocess in its own process group, serving ``tests/host_app`` (or the product's
+app) against the session's Azurite.  Tests stop only the processes they started, by process group.
+Durable timers are driven by advancing the host's sandbox clock, never by sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+HOST_APP = REPO / "tests" / "host_app"
+TERMINAL = {"Completed", "Failed", "Terminated"}
+
+
+class HostProcess:
+    """One ``python -m sandbox.host`` child process."""
+
+    def __init__(self, connection_string: str, *, app_dir: Path = HOST_APP, task_hub: str | None = None,
+                 extra_args: list[str] | None = None, keys_file: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.connection_string = connection_string
+        self.app_dir = app_dir
+        self.task_hub = task_hub or f"T{uuid.uuid4().hex[:12]}"
+        self.extra_args = extra_args or []
+        self.keys_file = keys_file
+        self.env = env or {}
+        self.proc: subprocess.Popen | None = None
+        self.info: dict[str, Any] = {}
+        self.stderr_lines: list[str] = []
+
+    def launch(self, timeout: float = 30) -> HostProcess:
+        env = dict(os.environ, AzureWebJobsStorage=self.connection_string, PYTHONPATH=str(REPO),
+                   SANDBOX_HOST_LOG_LEVEL="WARNING", **self.env)
+        args = [sys.executable, "-m", "sandbox.host", "--port", "0", "--task-hub", self.task_hub, *self.extra_args]
+        if self.keys_file:
+            args += ["--keys-file", self.keys_file]
+        self.proc = subprocess.Popen(args, cwd=self.app_dir, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._pump_stdout, args=(self.proc, lines), daemon=True).start()
+        threading.Thread(target=self._pump_stderr, args=(self.proc,), daemon=True).start()
+        try:
+            line = lines.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            raise RuntimeError("sandbox host did not become ready:\n" + "\n".join(self.stderr_lines[-30:]))
+        if line is None:
+            self.proc.wait(timeout=5)
+            raise RuntimeError(f"sandbox host exited ({self.proc.returncode}):\n" + "\n".join(self.stderr_lines[-30:]))
+        self.info = json.loads(line)
+        return self
+
+    @staticmethod
+    def _pump_stdout(proc: subprocess.Popen, lines: queue.Queue) -> None:
+        for line in proc.stdout:
+            if line.strip().startswith("{"):
+                lines.put(line)
+        lines.put(None)
+
+    def _pump_stderr(self, proc: subprocess.Popen) -> None:
+        for line in proc.stderr:
+            self.stderr_lines.append(line.rstrip())
+
+    @property
+    def base_url(self) -> str:
+        return self.info["baseUrl"]
+
+    @property
+    def function_key(self) -> str:
+        return self.info["functionKey"]
+
+    @property
+    def admin_key(self) -> str:
+        return self.info["adminKey"]
+
+    def stop(self) -> int | None:
+        """SIGTERM to the host's process group; SIGKILL if it does not stop."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """kill -9 (the whole group: the host and anything it started)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    # ---- HTTP helpers ---------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def call(self, method: str, path: str, *, key: str | None = "function", **kwargs) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if key == "function":
+            headers["x-functions-key"] = self.function_key
+        elif key == "admin":
+            headers["x-functions-key"] = self.admin_key
+        elif key:
+            headers["x-functions-key"] = key
+        return requests.request(method, self.url(path), headers=headers, timeout=30, **kwargs)
+
+    def advance(self, seconds: float) -> dict:
+        response = requests.post(self.url("/_sandbox/clock"), json={"advanceSeconds": seconds}, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def now(self) -> dict:
+        return requests.get(self.url("/_sandbox/clock"), timeout=10).json()
+
+    def start(self, orchestrator: str, body: Any = None, instance_id: str | None = None) -> dict:
+        """Start through the test app's HTTP starter (the Microsoft sample); return the 202 payload."""
+        path = f"/api/start/{orchestrator}/{instance_id}" if instance_id else f"/api/orchestrators/{orchestrator}"
+        response = self.call("POST", path, data=json.dumps(body) if body is not None else None)
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def status(self, instance_id: str, history: bool = False) -> dict | None:
+        query = "?showHistory=true&showHistoryOutput=true" if history else ""
+        response = self.call("GET", f"/runtime/webhooks/durabletask/instances/{instance_id}{query}", key="admin")
+        if response.status_code == 404:
+            return None
+        return response.json()
+
+    def wait(self, instance_id: str, until: Callable[[dict], bool] | None = None, timeout: float = 20,
+             advance: float | None = None, history: bool = False) -> dict:
+        """Poll the status until `until` (default: terminal); optionally advance the clock between polls."""
+        until = until or (lambda status: status["runtimeStatus"] in TERMINAL)
+        deadline = time.monotonic() + timeout
+        status = None
+        while time.monotonic() < deadline:
+            status = self.status(instance_id, history=history)
+            if status is not None and until(status):
+                return status
+            if advance:
+                self.advance(advance)
+            time.sleep(0.02)
+        raise AssertionError(f"instance {instance_id} did not reach the expected state; last status: {status}\n"
+                             + "\n".join(self.stderr_lines[-20:]))
+
+
+@pytest.fixture(scope="session")
+def storage_connection(azurite) -> str:
+    return azurite.connection_string
+
+
+@pytest.fixture(scope="module")
+def host(storage_connection) -> HostProcess:
+    """A sandbox host serving tests/host_app, shared by the tests of one module."""
+    process = HostProcess(storage_connection).launch()
+    yield process
+    code = process.stop()
+    assert code == 0, "the host did not stop cleanly on SIGTERM:\n" + "\n".join(process.stderr_lines[-20:])
+
+
+@pytest.fixture
+def make_host(storage_connection):
+    """Factory for extra hosts (restarts, other options); all are stopped at the end of the test."""
+    started: list[HostProcess] = []
+
+    def factory(**kwargs) -> HostProcess:
+        process = HostProcess(storage_connection, **kwargs)
+        started.append(process)
+        return process
+
+    yield factory
+    for process in started:
+        process.stop()

@@ -1,0 +1,9 @@
+"""The sandbox host's own test Function App (not the product): one DFApp composed of blueprints."""
+
+import azure.durable_functions as df
+import azure.functions as func
+from blueprints import durable, web
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(web.bp)
+app.register_functions(durable.bp)
