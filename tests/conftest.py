@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.azure import Simulator
 from sandbox.azure.tls import BUNDLE, ensure_ca
 from sandbox.azurite import Azurite
 
@@ -44,3 +45,72 @@ def azurite() -> Iterator[Azurite]:
     """One Azurite Table service (in memory, free loopback port) for the whole session."""
     with Azurite() as instance:
         yield instance
+
+
+# -- the Entra ID / Graph / Key Vault simulator ------------------------------------------------------
+# One tenant is home; the others are customers (e2e tests give each scenario its own tenant).
+SIMULATOR_TENANTS = 6
+
+
+def customers(simulator) -> list[dict]:
+    """The customer tenants, in a stable order."""
+    return [t for t in simulator.info["tenants"] if not t["home"]]
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    """One simulator process for the session. It reuses the CA that tests/conftest.py made and that every
+    SDK in this process trusts (REQUESTS_CA_BUNDLE for requests/MSAL, SSL_CERT_FILE for httpx and aiohttp)."""
+    with Simulator("--tenants", str(SIMULATOR_TENANTS), state_dir=SANDBOX_STATE_DIR) as sim:
+        assert sim.info["caBundle"] == os.environ["SSL_CERT_FILE"]
+        yield sim
+
+
+@pytest.fixture
+def home(simulator) -> dict:
+    """The home tenant (where the vault and the product's managed identity live)."""
+    return simulator.home
+
+
+@pytest.fixture
+def customer(simulator) -> dict:
+    """The first customer tenant (not the home tenant)."""
+    return customers(simulator)[0]
+
+
+@pytest.fixture
+def clean_faults(simulator):
+    """Reset faults and replication delay after a test that sets them."""
+    yield simulator
+    simulator.set_faults([], {})
+
+
+@pytest.fixture(scope="session")
+def admin_consent(simulator):
+    """A function that makes a customer tenant's administrator consent to the product's onboarding app,
+    through the admin-consent endpoint (what an onboarding link leads to). Returns the redirect URL."""
+    import ssl
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    app = simulator.home["consentApp"]
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(
+        context=ssl.create_default_context(cafile=simulator.info["caBundle"])))
+
+    def consent(tenant_id: str) -> str:
+        query = urllib.parse.urlencode({"client_id": app["clientId"], "redirect_uri": app["redirectUri"],
+                                        "state": "consent"})
+        with pytest.raises(urllib.error.HTTPError) as redirect:
+            opener.open(f"{simulator.info['loginUrl']}/{tenant_id}/adminconsent?{query}")
+        assert redirect.value.code == 302, redirect.value.read()
+        location = redirect.value.headers["Location"]
+        assert "admin_consent=True" in location, location
+        return location
+
+    return consent

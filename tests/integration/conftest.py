@@ -1,42 +1,10 @@
-"""Fixtures for tests that talk to the simulator (sandbox.azure) through the official SDKs."""
+"""Fixtures for tests that talk to the simulator (sandbox.azure) through the official SDKs.
+
+The simulator itself (`simulator`, `home`, `customer`, `clean_faults`) is in tests/conftest.py: e2e tests use it too."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
-
-from sandbox.azure import Simulator
-from tests.conftest import SANDBOX_STATE_DIR
-
-
-@pytest.fixture(scope="session")
-def simulator():
-    """One simulator process for the session. It reuses the CA that tests/conftest.py made and that every
-    SDK in this process trusts (REQUESTS_CA_BUNDLE for requests/MSAL, SSL_CERT_FILE for httpx and aiohttp)."""
-    with Simulator("--tenants", "2", state_dir=SANDBOX_STATE_DIR) as sim:
-        assert sim.info["caBundle"] == os.environ["SSL_CERT_FILE"]
-        yield sim
-
-
-@pytest.fixture
-def home(simulator) -> dict:
-    """The home tenant (where the vault and the product's managed identity live)."""
-    return simulator.home
-
-
-@pytest.fixture
-def customer(simulator) -> dict:
-    """A customer tenant (not the home tenant)."""
-    return next(t for t in simulator.info["tenants"] if not t["home"])
-
-
-@pytest.fixture
-def clean_faults(simulator):
-    """Reset faults and replication delay after a test that sets them."""
-    yield simulator
-    simulator.set_faults([], {})
-
 
 # -- Key Vault: credentials and clients (official SDKs only) --------------------------------------------
 # Credentials are function-scoped on purpose: each has its own token cache, so a test that moves the
@@ -146,7 +114,7 @@ class GraphKit:
         return CertificateCredential(tenant_id, client_id, certificate_data=pem,
                                      authority=self.info["authorityHost"], disable_instance_discovery=True)
 
-    def assertion_credential(self, tenant_id: str, client_id: str, certificate: "TestCertificate"):
+    def assertion_credential(self, tenant_id: str, client_id: str, certificate: TestCertificate):
         """azure.identity.aio.ClientAssertionCredential whose assertions are signed here (as Key Vault would)."""
         import uuid
 
@@ -196,7 +164,7 @@ class GraphKit:
         return float(self.simulator.admin("GET", "/clock")["epochSeconds"])
 
     def certificate(self, common_name: str = "certauth test", days: float = 365,
-                    not_before_offset: float = -3600) -> "TestCertificate":
+                    not_before_offset: float = -3600) -> TestCertificate:
         """A self-signed RSA-2048 certificate valid from sandbox now + offset for `days`."""
         return TestCertificate.create(common_name, self.sandbox_epoch() + not_before_offset, days)
 
@@ -224,8 +192,8 @@ class TestCertificate:
         self.not_after = certificate.not_valid_after_utc
 
     @classmethod
-    def create(cls, common_name: str, not_before_epoch: float, days: float) -> "TestCertificate":
-        from datetime import datetime, timedelta, timezone
+    def create(cls, common_name: str, not_before_epoch: float, days: float) -> TestCertificate:
+        from datetime import UTC, datetime, timedelta
 
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes
@@ -234,7 +202,7 @@ class TestCertificate:
 
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        start = datetime.fromtimestamp(int(not_before_epoch), tz=timezone.utc)
+        start = datetime.fromtimestamp(int(not_before_epoch), tz=UTC)
         certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
                        .serial_number(x509.random_serial_number()).not_valid_before(start)
                        .not_valid_after(start + timedelta(days=days)).sign(key, hashes.SHA256()))
