@@ -17,6 +17,11 @@ from . import catalog
 
 MAX_BODY_BYTES = 16 * 1024
 MAILBOX_MAX_LENGTH = 254  # RFC 5321 path limit
+# Entra ID's rule for the user part of a UserPrincipalName: A-Z a-z 0-9 ' . - _ ! # ^ ~
+# (learn.microsoft.com/entra/identity/authentication/concept-sspr-policy#username-policies). A service
+# mailbox is a user, so anything else (backticks, $, quotes, spaces) is refused before it can reach a
+# Graph filter, an app name or a generated PowerShell script.
+UPN_LOCAL_PART = re.compile(r"^[A-Za-z0-9'._!#^~-]{1,64}$")
 
 
 class _Strict(BaseModel):
@@ -65,6 +70,9 @@ class OnboardingRequest(_Strict):
                                      allow_quoted_local=False, allow_domain_literal=False)
         except EmailNotValidError as exc:
             raise ValueError(f"must be an e-mail address ({exc})") from None
+        if not UPN_LOCAL_PART.match(checked.local_part):
+            raise ValueError("must be an e-mail address whose user part uses only A-Z a-z 0-9 ' . - _ ! # ^ ~ "
+                             "(Entra ID's user principal name rule)")
         return checked.normalized.lower()
 
     @field_validator("permission_profile")

@@ -623,7 +623,9 @@ GRAPH_ERRORS_CATALOG: Final[dict[str, GraphErrorFact]] = {
         "UNCONFIRMED"),
     # --- directory replication (eventual consistency) ------------------------------------------
     "sp_app_not_replicated": _ge(
-        "NoBackingApplicationObject",
+        # The simulator sends Request_BadRequest (REFERENCE.md); NoBackingApplicationObject has been seen too,
+        # so clients must match the message, not only the code.
+        "Request_BadRequest",
         "The appId '{appId}' of the service principal does not reference a valid application object.",
         400, "https://github.com/hashicorp/terraform-provider-azuread/issues/611 ; "
              "https://github.com/hashicorp/terraform-provider-azuread/issues/992",
@@ -647,8 +649,8 @@ GRAPH_ERRORS_CATALOG: Final[dict[str, GraphErrorFact]] = {
         400, "https://github.com/dod-ccpo/atat/pull/1554 (POST /beta/roleManagement/directory/"
              "roleAssignments for an existing assignment)"),
     "unique_name_conflict": _ge(
-        "Request_BadRequest",
-        "Another object with the same value for property uniqueName already exists.", 400,
+        "Request_MultipleObjectsWithSameKeyValue",
+        "Another object with the same value for property uniqueName already exists.", 409,
         _G + "application-upsert", "UNCONFIRMED (wording modelled on Graph's duplicate-property errors)"),
     # --- keyCredentials -------------------------------------------------------------------------
     "key_value_empty": _ge(

@@ -272,15 +272,7 @@ class SimulatorServer:
 
     async def start(self) -> dict:
         """Seed the world, bind every origin, and return the description printed at start."""
-        import importlib  # TEMPORARY while graph/keyvault are written
-
-        def _opt(name):
-            try:
-                return importlib.import_module(f"sandbox.azure.{name}")
-            except ModuleNotFoundError:
-                return type("M", (), {"setup": staticmethod(lambda app: None)})
-
-        graph, keyvault = _opt("graph"), _opt("keyvault")
+        from . import graph, keyvault  # aiohttp route modules: imported when serving, not on import
 
         state_dir = self.config.state_dir or Path(".sandbox")
         tls = create_tls(state_dir)
@@ -294,6 +286,7 @@ class SimulatorServer:
             app["consent"] = self.consent
             apps[origin] = app
         apps["login"].add_routes(admin)
+        apps["login"].add_routes(keyvault.admin_routes)
         apps["login"].add_routes(entra.routes)
         apps["identity"].add_routes(entra.identity_routes)
         graph.setup(apps["graph"])

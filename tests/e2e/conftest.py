@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from datetime import datetime
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,8 @@ class HostProcess:
         self.stderr_lines: list[str] = []
 
     def launch(self, timeout: float = 30) -> HostProcess:
-        env = dict(os.environ, AzureWebJobsStorage=self.connection_string, PYTHONPATH=str(REPO),
-                   SANDBOX_HOST_LOG_LEVEL="WARNING", **self.env)
+        env = {**os.environ, "AzureWebJobsStorage": self.connection_string, "PYTHONPATH": str(REPO),
+               "SANDBOX_HOST_LOG_LEVEL": "WARNING", **self.env}
         args = [sys.executable, "-m", "sandbox.host", "--port", "0", "--task-hub", self.task_hub, *self.extra_args]
         if self.keys_file:
             args += ["--keys-file", self.keys_file]
@@ -188,3 +189,75 @@ def make_host(storage_connection):
     yield factory
     for process in started:
         process.stop()
+
+
+# -- the product (function_app) on the sandbox host, wired to the simulator as `make up` wires it -------
+
+TERMINAL_ONBOARDING = {"Completed", "Failed", "Terminated"}
+
+
+class Product(HostProcess):
+    """The product's Function App on a sandbox host, with its own client helpers."""
+
+    def __init__(self, simulator, connection_string: str) -> None:
+        from sandbox.up import host_settings
+
+        settings = host_settings({"connectionString": connection_string}, simulator.info)
+        settings["SANDBOX_HOST_LOG_LEVEL"] = "INFO"  # the product's logs are scanned for secrets
+        super().__init__(connection_string, app_dir=REPO, env=settings,
+                         extra_args=["--clock-url", simulator.info["clockUrl"],
+                                     "--ca-bundle", simulator.info["caBundle"]])
+        self.simulator = simulator
+        self.responses: list[str] = []  # every body the product answered (scanned for secrets)
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        """Call the product's API with the function key; keep the body."""
+        response = self.call(method, f"/api{path}", **kwargs)
+        self.responses.append(response.text)
+        return response
+
+    def onboard(self, body: dict) -> dict:
+        """POST /api/onboardings; the 202 body."""
+        response = self.api("POST", "/onboardings", json=body)
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def onboarding(self, onboarding_id: str) -> dict:
+        """GET /api/onboardings/{id}."""
+        response = self.api("GET", f"/onboardings/{onboarding_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def history(self, onboarding_id: str) -> dict:
+        """The orchestration's status with history, inputs and outputs (the durable admin API)."""
+        document = self.status(onboarding_id, history=True)
+        self.responses.append(json.dumps(document))
+        return document
+
+    def finish(self, onboarding_id: str, timeout: float = 90) -> dict:
+        """Follow the status until the onboarding ends. Whenever the orchestration waits on a durable timer
+        (a retry's backoff), move the sandbox clock to that timer: no wall-clock sleeping."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.onboarding(onboarding_id)
+            if status["runtimeStatus"] in TERMINAL_ONBOARDING:
+                return status
+            document = self.status(onboarding_id, history=True) or {}
+            events = document.get("historyEvents") or []
+            fired = {e.get("TimerId") for e in events if e["EventType"] == "TimerFired"}
+            pending = [e for e in events if e["EventType"] == "TimerCreated" and e.get("EventId") not in fired]
+            if pending:
+                now = datetime.fromisoformat(self.simulator.admin("GET", "/clock")["now"].replace("Z", "+00:00"))
+                due = max(datetime.fromisoformat(e["FireAt"].replace("Z", "+00:00")) for e in pending)
+                if due > now:
+                    self.simulator.advance_clock((due - now).total_seconds() + 0.5)
+            time.sleep(0.05)  # polling the status, not waiting for time to pass
+        raise AssertionError(f"onboarding {onboarding_id} did not finish:\n" + "\n".join(self.stderr_lines[-30:]))
+
+
+@pytest.fixture(scope="module")
+def product(simulator, azurite):
+    """The product on a sandbox host for one test module; stopped (by process group) at its end."""
+    process = Product(simulator, azurite.connection_string).launch()
+    yield process
+    process.stop()

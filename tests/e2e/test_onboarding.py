@@ -1,0 +1,248 @@
+"""Automatic onboarding end to end: the product's function_app on the sandbox host, against the simulator
+(Entra ID, Graph, Key Vault) and Azurite, driven only over the product's HTTP API."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from azure.data.tables import TableServiceClient
+from azure.identity import ClientSecretCredential
+from azure.keyvault.certificates import CertificateClient
+
+from shared.keyvault import certificate_name
+from shared.onboarding import application_unique_name
+from shared.state import onboarding_id
+from tests.conftest import customers
+
+GRAPH_PERMISSIONS = {"Contacts.ReadWrite", "User.Read.All", "Organization.Read.All"}
+EXCHANGE_PERMISSIONS = {"Exchange.ManageAsApp", "full_access_as_app"}
+ALL_PERMISSIONS = GRAPH_PERMISSIONS | EXCHANGE_PERMISSIONS
+EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
+JWT = re.compile(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,}")
+
+
+@pytest.fixture(scope="module")
+def vault(simulator):
+    """Key Vault as an operator sees it (the home provisioner), to count certificate versions."""
+    home = simulator.home
+    credential = ClientSecretCredential(home["tenantId"], home["provisioner"]["clientId"],
+                                        home["provisioner"]["clientSecret"],
+                                        authority=simulator.info["authorityHost"], disable_instance_discovery=True)
+    client = CertificateClient(simulator.info["vaultUrl"], credential, verify_challenge_resource=False)
+    yield client
+    client.close()
+
+
+def objects_of(simulator, vault, tenant_id: str, mailbox: str) -> dict:
+    """Everything that exists for one (tenant, mailbox) onboarding, counted."""
+    oid = onboarding_id(tenant_id, mailbox)
+    state = simulator.tenant_state(tenant_id)
+    apps = [a for a in state["applications"] if a.get("uniqueName") == application_unique_name(oid)]
+    app_ids = {a["appId"] for a in apps}
+    sps = [s for s in state["servicePrincipals"] if s["appId"] in app_ids]
+    sp_ids = {s["id"] for s in sps}
+    assignments = [a for a in state["appRoleAssignments"] if a["principalId"] in sp_ids]
+    roles = [r for r in state["roleAssignments"] if r["principalId"] in sp_ids]
+    versions = [v for v in vault.list_properties_of_certificate_versions(certificate_name(oid))] if apps else []
+    return {"applications": len(apps), "keys": sum(len(a["keyCredentials"]) for a in apps),
+            "servicePrincipals": len(sps), "appRoleAssignments": len(assignments),
+            "roleAssignments": len(roles), "certificateVersions": len(versions)}
+
+
+ONE_OF_EACH = {"applications": 1, "keys": 1, "servicePrincipals": 1, "appRoleAssignments": len(ALL_PERMISSIONS),
+               "roleAssignments": 1, "certificateVersions": 1}
+
+
+def test_onboarding_completes_with_a_token_proof_and_a_second_run_creates_nothing(
+        simulator, product, vault, admin_consent):
+    tenant = customers(simulator)[1]["tenantId"]
+    admin_consent(tenant)
+    mailbox = "contact-sync@contoso.com"
+    started = product.onboard({"tenantId": tenant, "serviceMailbox": mailbox})
+    assert started["id"] == onboarding_id(tenant, mailbox)
+    status = product.finish(started["id"])
+    assert status["runtimeStatus"] == "Completed", status
+    assert status["status"] == "completed"
+    assert set(status["permissions"]) == ALL_PERMISSIONS
+    assert status["directoryRole"] == "Exchange Administrator"
+    assert set(status["proofRoles"]["Microsoft Graph"]) >= GRAPH_PERMISSIONS
+    assert set(status["proofRoles"]["Office 365 Exchange Online"]) >= EXCHANGE_PERMISSIONS
+    assert re.fullmatch(r"[0-9A-F]{40}", status["certificate"]["thumbprint"])
+    app = next(a for a in simulator.tenant_state(tenant)["applications"] if a["appId"] == status["application"]["appId"])
+    assert app["displayName"].endswith(f"({mailbox})")
+    assert objects_of(simulator, vault, tenant, mailbox) == ONE_OF_EACH
+
+    again = product.onboard({"tenantId": tenant, "serviceMailbox": mailbox.upper()})
+    assert again["id"] == started["id"]
+    assert product.finish(again["id"])["runtimeStatus"] == "Completed"
+    assert objects_of(simulator, vault, tenant, mailbox) == ONE_OF_EACH
+
+    secrets_scan(simulator, product, started["id"])
+
+
+def test_an_exportable_key_still_never_passes_through_the_product(simulator, product, admin_consent):
+    """Opting in to an exportable key puts a PFX in the vault; the product still never reads or stores it."""
+    import base64
+
+    from azure.keyvault.secrets import SecretClient
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    tenant = customers(simulator)[1]["tenantId"]
+    admin_consent(tenant)
+    mailbox = "exportable@contoso.com"
+    started = product.onboard({"tenantId": tenant, "serviceMailbox": mailbox, "certificate": {"exportable": True}})
+    assert product.finish(started["id"])["runtimeStatus"] == "Completed"
+    home = simulator.home
+    credential = ClientSecretCredential(home["tenantId"], home["provisioner"]["clientId"],
+                                        home["provisioner"]["clientSecret"],
+                                        authority=simulator.info["authorityHost"], disable_instance_discovery=True)
+    with SecretClient(simulator.info["vaultUrl"], credential, verify_challenge_resource=False) as secrets:
+        pfx_b64 = secrets.get_secret(certificate_name(started["id"])).value
+    key, _, _ = pkcs12.load_key_and_certificates(base64.b64decode(pfx_b64), None)
+    key_der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    secrets_scan(simulator, product, started["id"],
+                 extra={"PFX": pfx_b64[100:160], "private key": base64.b64encode(key_der).decode()[100:160]})
+
+
+def test_replication_delay_and_throttling_are_ridden_out(simulator, product, vault, admin_consent, clean_faults):
+    tenant = customers(simulator)[2]["tenantId"]
+    admin_consent(tenant)
+    before = simulator.requests_since(0)["next"]
+    simulator.set_faults(
+        [{"origin": "graph", "status": 429, "ratePerSecond": 4, "retryAfter": 1}],
+        {"application": 60, "servicePrincipal": 60})
+    mailbox = "replication@contoso.com"
+    started = product.onboard({"tenantId": tenant, "serviceMailbox": mailbox})
+    status = product.finish(started["id"], timeout=240)
+    assert status["runtimeStatus"] == "Completed", status
+    assert objects_of(simulator, vault, tenant, mailbox) == ONE_OF_EACH
+    served = simulator.requests_since(before)["requests"]
+    assert any(r["status"] == 429 for r in served), "the storm never hit"
+    history = product.history(started["id"])["historyEvents"]
+    failed = [e for e in history if e["EventType"] == "TaskFailed"]
+    assert failed, "replication delay never made a step retry"
+    assert any("replicated" in (e.get("Reason") or "") + (e.get("Details") or "") or "reference" in
+               (e.get("Reason") or "") + (e.get("Details") or "") for e in failed)
+
+
+def test_missing_role_management_permission_fails_naming_the_step_and_what_exists(
+        simulator, product, vault, admin_consent):
+    tenant = customers(simulator)[3]["tenantId"]
+    admin_consent(tenant)
+    consent_app = simulator.home["consentApp"]["clientId"]
+    reduced = [r for r in simulator.info["defaultProvisionerRoles"] if r != "RoleManagement.ReadWrite.Directory"]
+    simulator.grant(tenant, reduced, principal=consent_app)
+    mailbox = "no-role@contoso.com"
+    started = product.onboard({"tenantId": tenant, "serviceMailbox": mailbox})
+    status = product.finish(started["id"])
+    assert status["runtimeStatus"] == "Failed"
+    assert status["status"] == "failed"
+    assert status["error"]["step"] == "directoryRole"
+    assert status["error"]["status"] == 403
+    assert status["error"]["code"] == "Authorization_RequestDenied"
+    created = status["created"]
+    assert created["application"]["appId"] == status["application"]["appId"]
+    assert created["servicePrincipalId"]
+    assert set(created["permissions"]) == ALL_PERMISSIONS
+    assert objects_of(simulator, vault, tenant, mailbox) == {**ONE_OF_EACH, "roleAssignments": 0}
+
+
+BAD_BODIES = [
+    b"", b"{", b"[]", b'{"tenantId": 1}',
+    json.dumps({"serviceMailbox": "a@contoso.com"}).encode(),
+    json.dumps({"tenantId": "not-a-guid", "serviceMailbox": "a@contoso.com"}).encode(),
+    json.dumps({"tenantId": "00000000-0000-0000-0000-000000000000", "serviceMailbox": "a@contoso.com"}).encode(),
+]
+
+
+def _bad_requests(tenant: str) -> list[bytes]:
+    def body(**fields) -> bytes:
+        return json.dumps({"tenantId": tenant, "serviceMailbox": "ok@contoso.com", **fields}).encode()
+
+    return [*BAD_BODIES,
+            body(serviceMailbox="not-an-address"), body(serviceMailbox="a@b@contoso.com"),
+            body(serviceMailbox="x@contoso.com\r\nBcc: y@evil.example"),
+            body(serviceMailbox="\"$(Remove-Item -Recurse C:\\\\)\"@contoso.com"),
+            body(serviceMailbox="x`whoami`@contoso.com"), body(serviceMailbox="x@contoso.com' or 1 eq 1"),
+            body(serviceMailbox="<script>alert(1)</script>@contoso.com"), body(serviceMailbox="ünï@contoso.com"),
+            body(method="semi"), body(permissionProfile="everything"), body(directoryRole="global-administrator"),
+            body(certificate={"validityMonths": 0}), body(certificate={"validityMonths": 25}),
+            body(certificate={"keySize": 1024}), body(certificate={"exportable": "yes"}),
+            body(certificate={"password": "hunter2"}), body(admin="x"), b"{" + b" " * 20000 + b"}"]
+
+
+def test_bad_requests_get_400_and_create_nothing(simulator, product, azurite):
+    tenant = customers(simulator)[1]["tenantId"]
+    before_graph = {t["tenantId"]: simulator.tenant_state(t["tenantId"])["counts"]
+                    for t in simulator.info["tenants"]}
+    before_requests = simulator.requests_since(0)["next"]
+    tables = TableServiceClient.from_connection_string(azurite.connection_string)
+
+    def entity_counts() -> dict:
+        return {t.name: sum(1 for _ in tables.get_table_client(t.name).list_entities())
+                for t in tables.list_tables() if t.name.startswith("certauth")}
+
+    before_tables = entity_counts()
+    bodies = _bad_requests(tenant)
+    assert len(bodies) >= 20
+    for body in bodies:
+        response = product.api("POST", "/onboardings", data=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, (body[:80], response.text)
+        error = response.json()["error"]
+        assert error["code"] == "InvalidRequest"
+        assert error["details"], error
+        assert all(d["field"] and d["rule"] for d in error["details"])
+    assert entity_counts() == before_tables
+    assert {t["tenantId"]: simulator.tenant_state(t["tenantId"])["counts"]
+            for t in simulator.info["tenants"]} == before_graph
+    served = simulator.requests_since(before_requests)["requests"]
+    assert not [r for r in served if r["origin"] in ("graph", "vault")], served
+
+
+def test_onboarding_requires_a_function_key(product):
+    response = product.call("POST", "/api/onboardings", key=None, json={})
+    assert response.status_code == 401
+
+
+def secrets_scan(simulator, product, onboarding: str, extra: dict[str, str] | None = None) -> None:
+    """Private keys and tokens appear nowhere the product persists or says: Table entities (its own and
+    the task hub's history), the orchestration's inputs, outputs and history, its logs, its responses."""
+    connection = product.connection_string
+    tables = TableServiceClient.from_connection_string(connection)
+    persisted = [json.dumps(dict(e), default=str) for t in tables.list_tables()
+                 for e in tables.get_table_client(t.name).list_entities()]
+    history = json.dumps(product.history(onboarding))
+    logs = "\n".join(product.stderr_lines)
+    places = {"tables": "\n".join(persisted), "history": history, "logs": logs,
+              "responses": "\n".join(product.responses)}
+    assert "ensure_certificate" in history and "prove_onboarding" in history  # the scan sees real content
+    assert any("onboarding" in line for line in product.stderr_lines)         # the logs were captured
+    forbidden = {"PEM private key": re.compile(r"PRIVATE KEY"), "JWT (token or assertion)": JWT,
+                 "identity header": re.compile(re.escape(simulator.info["identityHeader"]))}
+    forbidden |= {what: re.compile(re.escape(fragment)) for what, fragment in (extra or {}).items()}
+    for place, text in places.items():
+        for what, pattern in forbidden.items():
+            assert not pattern.search(text), f"{what} found in {place}"
+
+
+def test_the_secrets_scan_finds_what_it_looks_for(simulator, product):
+    """The scan above is not vacuous: a token in a response is caught."""
+    product.responses.append("leaked eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwcyJ9.c2lnbmF0dXJlLWJ5dGVz")
+    try:
+        with pytest.raises(AssertionError, match="JWT"):
+            secrets_scan(simulator, product, product_any_instance(product))
+    finally:
+        product.responses.pop()
+
+
+def product_any_instance(product) -> str:
+    """Some onboarding instance this module's host ran."""
+    for text in product.responses:
+        match = re.search(r'"id": "([0-9a-f-]{36}\.[0-9a-f]{20})"', text)
+        if match:
+            return match.group(1)
+    raise AssertionError("no onboarding ran yet")
