@@ -16,13 +16,19 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from azure.identity import ClientSecretCredential
+from azure.keyvault.certificates import CertificateClient
+
+from shared.keyvault import certificate_name
+from shared.onboarding import application_unique_name
+from shared.state import onboarding_id
 
 REPO = Path(__file__).resolve().parents[2]
 HOST_APP = REPO / "tests" / "host_app"
@@ -261,3 +267,42 @@ def product(simulator, azurite):
     process = Product(simulator, azurite.connection_string).launch()
     yield process
     process.stop()
+
+
+# -- what exists for one onboarding ----------------------------------------------------------------------
+
+GRAPH_PERMISSIONS = {"Contacts.ReadWrite", "User.Read.All", "Organization.Read.All"}
+EXCHANGE_PERMISSIONS = {"Exchange.ManageAsApp", "full_access_as_app"}
+ALL_PERMISSIONS = GRAPH_PERMISSIONS | EXCHANGE_PERMISSIONS
+
+
+@pytest.fixture(scope="module")
+def vault(simulator):
+    """Key Vault as an operator sees it (the home provisioner), to count certificate versions."""
+    home = simulator.home
+    credential = ClientSecretCredential(home["tenantId"], home["provisioner"]["clientId"],
+                                        home["provisioner"]["clientSecret"],
+                                        authority=simulator.info["authorityHost"], disable_instance_discovery=True)
+    client = CertificateClient(simulator.info["vaultUrl"], credential, verify_challenge_resource=False)
+    yield client
+    client.close()
+
+
+def objects_of(simulator, vault, tenant_id: str, mailbox: str) -> dict:
+    """Everything that exists for one (tenant, mailbox) onboarding, counted."""
+    oid = onboarding_id(tenant_id, mailbox)
+    state = simulator.tenant_state(tenant_id)
+    apps = [a for a in state["applications"] if a.get("uniqueName") == application_unique_name(oid)]
+    app_ids = {a["appId"] for a in apps}
+    sps = [s for s in state["servicePrincipals"] if s["appId"] in app_ids]
+    sp_ids = {s["id"] for s in sps}
+    assignments = [a for a in state["appRoleAssignments"] if a["principalId"] in sp_ids]
+    roles = [r for r in state["roleAssignments"] if r["principalId"] in sp_ids]
+    versions = list(vault.list_properties_of_certificate_versions(certificate_name(oid))) if apps else []
+    return {"applications": len(apps), "keys": sum(len(a["keyCredentials"]) for a in apps),
+            "servicePrincipals": len(sps), "appRoleAssignments": len(assignments),
+            "roleAssignments": len(roles), "certificateVersions": len(versions)}
+
+
+ONE_OF_EACH = {"applications": 1, "keys": 1, "servicePrincipals": 1, "appRoleAssignments": len(ALL_PERMISSIONS),
+               "roleAssignments": 1, "certificateVersions": 1}

@@ -47,7 +47,7 @@ def test_status_through_the_real_durable_client_rpc(host):
     assert document["runtimeStatus"] == "Completed"
     assert document["input"] == {"tenant": "contoso", "n": 1}
     assert document["output"]["input"] == {"tenant": "contoso", "n": 1}
-    assert [e["EventType"] for e in document["historyEvents"]][0] == "ExecutionStarted"
+    assert next(e["EventType"] for e in document["historyEvents"]) == "ExecutionStarted"
 
 
 def test_retry_with_backoff_writes_failed_timer_and_rescheduled_tasks(host):
@@ -72,7 +72,8 @@ def test_permanently_failing_activity_reaches_the_orchestrator_as_an_exception(h
     status = host.wait(instance, advance=2, history=True)
     assert status["runtimeStatus"] == "Completed"
     caught = status["output"]["caught"]
-    assert "Activity function 'always_fails' failed" in caught and "permanently denied: the vault" in caught
+    assert "Activity function 'always_fails' failed" in caught
+    assert "permanently denied: the vault" in caught
     attempts = [e for e in status["historyEvents"] if e["EventType"] == "TaskFailed"]
     assert len(attempts) == 3          # max_number_of_attempts includes the first call
 
@@ -143,7 +144,8 @@ def test_non_determinism_fails_the_instance_with_a_clear_message(host):
     status = host.wait(instance)
     assert status["runtimeStatus"] == "Failed"
     assert "Non-deterministic workflow detected" in status["output"]
-    assert "say_hello" in status["output"] and "input differs" in status["output"]
+    assert "say_hello" in status["output"]
+    assert "input differs" in status["output"]
 
 
 def test_terminate_through_the_client(host):

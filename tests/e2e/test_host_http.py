@@ -68,7 +68,8 @@ def test_invalid_app_is_refused_with_a_message_naming_the_function(tmp_path):
     result = subprocess.run([sys.executable, "-m", "sandbox.host", "--check"], cwd=tmp_path, capture_output=True,
                             text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=60)
     assert result.returncode == 2
-    assert "nightly_sweep" in result.stderr and "NCRONTAB" in result.stderr
+    assert "nightly_sweep" in result.stderr
+    assert "NCRONTAB" in result.stderr
 
 
 def test_timer_trigger_fires_on_its_schedule_on_the_sandbox_clock(make_host):

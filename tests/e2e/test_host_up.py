@@ -30,9 +30,13 @@ def test_up_writes_endpoints_and_down_stops_exactly_those_processes(tmp_path):
         assert up.returncode == 0, up.stderr
         endpoints = json.loads((state / "endpoints.json").read_text())
         pids = endpoints["pids"]
-        assert set(pids) == {"azurite", "azure", "host"} and all(_alive(pid) for pid in pids.values())
+        assert set(pids) == {"azurite", "azure", "host"}
+        assert all(_alive(pid) for pid in pids.values())
         host = endpoints["host"]
-        assert host["functionKey"] and host["adminKey"] and endpoints["caBundle"] and endpoints["tenants"]
+        assert host["functionKey"]
+        assert host["adminKey"]
+        assert endpoints["caBundle"]
+        assert endpoints["tenants"]
         status = requests.get(f"{host['baseUrl']}/admin/host/status",
                               headers={"x-functions-key": host["adminKey"]}, timeout=10)
         assert status.json()["state"] == "Running"
@@ -46,4 +50,5 @@ def test_up_writes_endpoints_and_down_stops_exactly_those_processes(tmp_path):
                               text=True, timeout=60)
     assert down.returncode == 0, down.stderr
     assert not any(_alive(pid) for pid in pids.values())
-    assert not (state / "pids.json").exists() and not (state / "endpoints.json").exists()
+    assert not (state / "pids.json").exists()
+    assert not (state / "endpoints.json").exists()

@@ -221,3 +221,51 @@ def restore_grants(simulator):
     yield simulator
     for tenant in simulator.info["tenants"]:
         simulator.grant(tenant["tenantId"], simulator.info["defaultProvisionerRoles"])
+
+
+# -- helpers shared by the Graph tests (msgraph-sdk is async; each test runs its coroutine) --------------
+
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
+
+
+def run(coro):
+    """Run a test's coroutine on a fresh event loop (one msgraph client per loop)."""
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+def prefer_create():
+    """RequestConfiguration with `Prefer: create-if-missing` (the upserts)."""
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+
+    config = RequestConfiguration()
+    config.headers.add("Prefer", "create-if-missing")
+    return config
+
+
+def unique(prefix: str = "certauth-test") -> str:
+    """A uniqueName no other test uses."""
+    import uuid
+
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+async def resource_sp(client, app_id: str):
+    """The resource SP found by appId filter, as the product does (never hard-coded per tenant)."""
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from msgraph.generated.service_principals.service_principals_request_builder import (
+        ServicePrincipalsRequestBuilder,
+    )
+
+    page = await client.service_principals.get(RequestConfiguration(
+        query_parameters=ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
+            filter=f"appId eq '{app_id}'")))
+    [sp] = page.value
+    return sp
+
+
+def role_id(sp, value: str):
+    """The id of the app role `value` on a resource service principal."""
+    return next(r.id for r in sp.app_roles if r.value == value)

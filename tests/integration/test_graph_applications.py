@@ -8,7 +8,6 @@ error shape, and msgraph's retry handler on 429 + Retry-After.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import uuid
 
@@ -18,21 +17,12 @@ from msgraph.generated.models.application import Application
 from msgraph.generated.models.key_credential import KeyCredential
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
+from tests.integration.conftest import prefer_create, run, unique
+
 pytestmark = pytest.mark.timeout(60)
 
 
-def run(coro):
-    return asyncio.run(coro)
 
-
-def prefer_create() -> RequestConfiguration:
-    config = RequestConfiguration()
-    config.headers.add("Prefer", "create-if-missing")
-    return config
-
-
-def unique(prefix: str = "certauth-test") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 def key_credential(cert, **overrides) -> KeyCredential:

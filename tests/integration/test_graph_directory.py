@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import pytest
@@ -24,19 +23,13 @@ from msgraph.generated.role_management.directory.role_definitions.role_definitio
 )
 from msgraph.generated.users.item.send_mail.send_mail_post_request_body import SendMailPostRequestBody
 
+from tests.integration.conftest import prefer_create, run
+
 pytestmark = pytest.mark.timeout(60)
 
 EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
 
 
-def run(coro):
-    return asyncio.run(coro)
-
-
-def prefer_create() -> RequestConfiguration:
-    config = RequestConfiguration()
-    config.headers.add("Prefer", "create-if-missing")
-    return config
 
 
 def test_role_assignment_create_list_duplicate_delete(home, graph_kit):

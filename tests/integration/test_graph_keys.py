@@ -3,7 +3,6 @@ ClientAssertionCredential signed by the app's current certificate)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import jwt
@@ -18,19 +17,13 @@ from msgraph.generated.models.key_credential import KeyCredential
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.service_principal import ServicePrincipal
 
+from tests.integration.conftest import prefer_create, run
+
 pytestmark = pytest.mark.timeout(60)
 
 PROOF_AUDIENCE = "00000002-0000-0000-c000-000000000000"
 
 
-def run(coro):
-    return asyncio.run(coro)
-
-
-def prefer_create() -> RequestConfiguration:
-    config = RequestConfiguration()
-    config.headers.add("Prefer", "create-if-missing")
-    return config
 
 
 def with_keys() -> RequestConfiguration:

@@ -8,50 +8,24 @@ SPs for apps of another tenant (multi-tenant only).
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import jwt
 import pytest
-from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.models.app_role_assignment import AppRoleAssignment
 from msgraph.generated.models.application import Application
 from msgraph.generated.models.key_credential import KeyCredential
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.service_principal import ServicePrincipal
-from msgraph.generated.service_principals.service_principals_request_builder import ServicePrincipalsRequestBuilder
+
+from tests.integration.conftest import EXCHANGE_APP_ID, GRAPH_APP_ID, prefer_create, resource_sp, role_id, run, unique
 
 pytestmark = pytest.mark.timeout(60)
 
-GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
-EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 
 
-def run(coro):
-    return asyncio.run(coro)
 
 
-def prefer_create() -> RequestConfiguration:
-    config = RequestConfiguration()
-    config.headers.add("Prefer", "create-if-missing")
-    return config
-
-
-def unique(prefix: str = "certauth-sp") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-async def resource_sp(client, app_id: str) -> ServicePrincipal:
-    """The resource SP found by appId filter, as the product does (never hard-coded per tenant)."""
-    page = await client.service_principals.get(RequestConfiguration(
-        query_parameters=ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
-            filter=f"appId eq '{app_id}'")))
-    [sp] = page.value
-    return sp
-
-
-def role_id(sp: ServicePrincipal, value: str):
-    return next(r.id for r in sp.app_roles if r.value == value)
 
 
 def test_consent_chain_gives_certificate_token_with_granted_roles(simulator, home, graph_kit):
