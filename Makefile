@@ -1,6 +1,7 @@
 # certauth: developer entry points.
 #
 #   make test    install what is missing (venv, Python and npm packages), then run pytest
+#   make demo    make up, one onboarding end to end (python -m sandbox.demo), make down (always)
 #   make lint    ruff
 #   make bench   run the benchmarks in bench/
 #   make clean   caches and sandbox state (distclean: also .venv and node_modules)
@@ -22,7 +23,7 @@ VENV_STAMP := $(VENV)/.requirements.stamp
 NODE_STAMP := node_modules/.package-lock.stamp
 PYTEST_ARGS ?=
 
-.PHONY: deps test lint bench up down clean distclean
+.PHONY: deps test lint bench up down demo clean distclean
 
 deps: $(VENV_STAMP) $(NODE_STAMP)
 
@@ -55,6 +56,13 @@ up: deps
 
 down:
 	@if [ -x $(PY) ]; then $(PY) -m sandbox.up down; fi
+
+# The EXIT trap runs `make down` whatever happens (up failing half-way, the demo failing, Ctrl-C), and the
+# recipe exits with the status of up or of the demo.  DEMO_ARGS: e.g. --mailbox x@y --timeout 60.
+DEMO_ARGS ?=
+demo:
+	@trap '$(MAKE) --no-print-directory down' EXIT; \
+	$(MAKE) --no-print-directory up && $(PY) -m sandbox.demo $(DEMO_ARGS)
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .sandbox

@@ -12,6 +12,7 @@ direct call is the same activity function called in-process.  Prints a small tab
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -56,7 +57,7 @@ def run_chain(info: dict, hops: int) -> tuple[list[float], float]:
     status = requests.get(status_url + "&showHistory=true", timeout=30).json()
     assert status["runtimeStatus"] == "Completed", status
     completed = [parse_datetime(e["Timestamp"]) for e in status["historyEvents"] if e["EventType"] == "TaskCompleted"]
-    gaps = [(b - a).total_seconds() * 1000 for a, b in zip(completed, completed[1:])]
+    gaps = [(b - a).total_seconds() * 1000 for a, b in itertools.pairwise(completed)]
     return gaps, elapsed
 
 

@@ -13,6 +13,7 @@ both files.  Logs go to ``.sandbox/logs/``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -174,10 +175,8 @@ def down(args: argparse.Namespace | None = None) -> int:
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         if _alive(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(entry["pgid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         print(f"sandbox: stopped {entry['name']} (pid {pid})", file=sys.stderr)
     for path in (PIDS, ENDPOINTS):
         path.unlink(missing_ok=True)

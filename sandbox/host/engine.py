@@ -109,7 +109,7 @@ class Instance:
         return max(ids) + 1 if ids else 0
 
     def scheduling_event(self, event_id: int) -> tuple[dict, dict] | None:
-        for event, meta in zip(self.history, self.metas):
+        for event, meta in zip(self.history, self.metas, strict=False):
             if event["EventType"] in SCHEDULING and event["EventId"] == event_id:
                 return event, meta
         return None
@@ -203,9 +203,8 @@ class Engine:
                 if meta.get("msg"):
                     inst.processed.add(meta["msg"])
             finished = {e["TaskScheduledId"] for e in inst.history if e["EventType"] in (TASK_COMPLETED, TASK_FAILED)}
-            if not state:
-                if not any(m["kind"] == "ExecutionStarted" for m in item["messages"]):
-                    continue
+            if not state and not any(m["kind"] == "ExecutionStarted" for m in item["messages"]):
+                continue
             self.instances[instance_id] = inst
             for message in item["messages"]:
                 inst.persisted.add(message["id"])
@@ -515,10 +514,10 @@ class Engine:
 
     def _match(self, inst: Instance, actions: list[dict]) -> list[dict]:
         """Compare replayed actions with the history; return the new ones."""
-        primaries = sorted(((event, meta) for event, meta in zip(inst.history, inst.metas)
+        primaries = sorted(((event, meta) for event, meta in zip(inst.history, inst.metas, strict=False)
                             if event["EventType"] in SCHEDULING and meta.get("kind") == "primary"),
                            key=lambda pair: pair[0]["EventId"])
-        for index, (action, (event, _)) in enumerate(zip(actions, primaries)):
+        for index, (action, (event, _)) in enumerate(zip(actions, primaries, strict=False)):
             problem = self._difference(action, event)
             if problem:
                 raise NonDeterminismError(

@@ -112,8 +112,8 @@ class HostServer:
         if info.auth_level == "function" and granted not in ("admin", "function"):
             return web.Response(status=401)
         body = await request.read()
-        headers = {k: v for k, v in request.headers.items()}
-        params = {k: v for k, v in request.query.items()}
+        headers = dict(request.headers.items())
+        params = dict(request.query.items())
         http_request = func.HttpRequest(method=request.method, url=str(request.url), headers=headers,
                                         params=params, route_params=route_params, body=body)
         try:

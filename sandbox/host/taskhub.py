@@ -21,6 +21,7 @@ Layout (one table pair per task hub, like the real Azure Storage provider's ``<h
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterable
@@ -65,10 +66,8 @@ class TaskHubStore:
         self.history_table = f"{hub}History"
         self.instances_table = f"{hub}Instances"
         for name in (self.history_table, self.instances_table):
-            try:
+            with contextlib.suppress(ResourceExistsError):
                 self._service.create_table(name)
-            except ResourceExistsError:
-                pass
 
     def _client(self, table: str):
         clients = getattr(self._local, "clients", None)
@@ -134,10 +133,8 @@ class TaskHubStore:
         self._client(self.history_table).upsert_entity(entity, mode=UpdateMode.REPLACE)
 
     def delete(self, instance_id: str, row_key: str) -> None:
-        try:
+        with contextlib.suppress(ResourceNotFoundError):
             self._client(self.history_table).delete_entity(instance_id, row_key)
-        except ResourceNotFoundError:
-            pass
 
     def put_instance_row(self, instance_id: str, state: dict) -> None:
         entity = self.sentinel_entity(instance_id, state)
@@ -151,10 +148,8 @@ class TaskHubStore:
         ops = [("delete", {"PartitionKey": instance_id, "RowKey": row["RowKey"]}) for row in rows]
         for start in range(0, len(ops), MAX_BATCH):
             client.submit_transaction(ops[start:start + MAX_BATCH])
-        try:
+        with contextlib.suppress(ResourceNotFoundError):
             self._client(self.instances_table).delete_entity(instance_id, "")
-        except ResourceNotFoundError:
-            pass
 
     # ---- load -----------------------------------------------------------------------------
 
@@ -183,10 +178,8 @@ class TaskHubStore:
         return out
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self._service.close()
-        except Exception:
-            pass
 
 
 def entities_ops(kind: str, entities: Iterable[dict]) -> list[tuple]:

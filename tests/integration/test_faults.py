@@ -18,7 +18,7 @@ def _organization(graph_kit, home):
 
 
 def test_503_is_retried_by_msgraph(simulator, home, graph_kit, clean_faults):
-    simulator.set_faults([{"origin": "graph", "path": "/organization", "status": 503, "count": 2, "retryAfter": 0}])
+    simulator.set_faults([{"origin": "graph", "path": "/organization", "status": 503, "count": 2, "retryAfter": 1}])
     before = simulator.requests_since(0)["next"]
     organization = _organization(graph_kit, home)
     assert organization.value[0].id == home["tenantId"]
