@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiohttp import web
 from croniter import croniter
@@ -103,8 +104,8 @@ class TimerScheduler:
 
 async def serve(args: argparse.Namespace) -> int:
     if args.settings:
-        with open(args.settings, encoding="utf-8") as handle:
-            values = json.load(handle).get("Values") or {}
+        # Read once at start, before anything is served: blocking here is harmless.
+        values = json.loads(Path(args.settings).read_text(encoding="utf-8")).get("Values") or {}
         for key, value in values.items():
             os.environ.setdefault(key, str(value))
     try:

@@ -66,7 +66,8 @@ class HostProcess:
             line = lines.get(timeout=timeout)
         except queue.Empty:
             self.kill()
-            raise RuntimeError("sandbox host did not become ready:\n" + "\n".join(self.stderr_lines[-30:]))
+            raise RuntimeError("sandbox host did not become ready:\n"
+                               + "\n".join(self.stderr_lines[-30:])) from None
         if line is None:
             self.proc.wait(timeout=5)
             raise RuntimeError(f"sandbox host exited ({self.proc.returncode}):\n" + "\n".join(self.stderr_lines[-30:]))

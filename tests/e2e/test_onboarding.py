@@ -33,7 +33,8 @@ def test_onboarding_completes_with_a_token_proof_and_a_second_run_creates_nothin
     assert set(status["proofRoles"]["Microsoft Graph"]) >= GRAPH_PERMISSIONS
     assert set(status["proofRoles"]["Office 365 Exchange Online"]) >= EXCHANGE_PERMISSIONS
     assert re.fullmatch(r"[0-9A-F]{40}", status["certificate"]["thumbprint"])
-    app = next(a for a in simulator.tenant_state(tenant)["applications"] if a["appId"] == status["application"]["appId"])
+    app = next(a for a in simulator.tenant_state(tenant)["applications"]
+               if a["appId"] == status["application"]["appId"])
     assert app["displayName"].endswith(f"({mailbox})")
     assert objects_of(simulator, vault, tenant, mailbox) == ONE_OF_EACH
 

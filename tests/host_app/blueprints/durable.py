@@ -151,7 +151,7 @@ def crash_resume(context: df.DurableOrchestrationContext):
 
 
 def _steps_table():
-    service = TableServiceClient.from_connection_string(os.environ["AZUREWEBJOBSSTORAGE"])
+    service = TableServiceClient.from_connection_string(os.environ["AzureWebJobsStorage"])
     return service.create_table_if_not_exists("HostAppSteps")
 
 
