@@ -105,7 +105,7 @@ class TimerScheduler:
 async def serve(args: argparse.Namespace) -> int:
     if args.settings:
         # Read once at start, before anything is served: blocking here is harmless.
-        values = json.loads(Path(args.settings).read_text(encoding="utf-8")).get("Values") or {}
+        values = json.loads(Path(args.settings).read_text(encoding="utf-8")).get("Values") or {}  # noqa: ASYNC240
         for key, value in values.items():
             os.environ.setdefault(key, str(value))
     try:
