@@ -61,10 +61,8 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
     instance = onboarding_id(request.tenant_id, request.service_mailbox)
     existing = await client.get_status(instance)
     if existing and existing.runtime_status in ACTIVE:
-        # Concurrent requests for the same tenant and mailbox converge on one instance.
-        return _json({"id": instance, "runtimeStatus": existing.runtime_status.value,
-                      "statusQueryGetUri": _status_url(req, instance)}, 202,
-                     {"Location": _status_url(req, instance)})
+        # Requests for the same tenant and mailbox converge on one instance.
+        return _accepted(req, instance, existing.runtime_status.value)
     payload = {
         "onboardingId": instance, "tenantId": request.tenant_id, "serviceMailbox": request.service_mailbox,
         "method": request.method, "permissionProfile": request.permission_profile,
@@ -81,10 +79,23 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
             store.update_onboarding(instance, lambda _: {"Status": "running", "Step": "accepted", "Error": ""})
     finally:
         store.close()
-    await client.start_new("onboarding_orchestrator", instance, payload)
+    try:
+        await client.start_new("onboarding_orchestrator", instance, payload)
+    except Exception:
+        # A concurrent request started the same instance between our status read and this start: the
+        # durable runtime refuses a second start of a running instance, so join the one that runs.
+        current = await client.get_status(instance)
+        if current and current.runtime_status in ACTIVE:
+            return _accepted(req, instance, current.runtime_status.value)
+        raise
     log.info("onboarding %s started", instance)
-    return _json({"id": instance, "runtimeStatus": "Pending", "statusQueryGetUri": _status_url(req, instance)}, 202,
-                 {"Location": _status_url(req, instance)})
+    return _accepted(req, instance, "Pending")
+
+
+def _accepted(req: func.HttpRequest, instance: str, runtime_status: str) -> func.HttpResponse:
+    url = _status_url(req, instance)
+    return _json({"id": instance, "runtimeStatus": runtime_status, "statusQueryGetUri": url}, 202,
+                 {"Location": url})
 
 
 def _iso(value) -> str | None:
@@ -142,7 +153,8 @@ async def get_onboarding(req: func.HttpRequest, client: df.DurableOrchestrationC
 @bp.orchestration_trigger(context_name="context")
 def onboarding_orchestrator(context: df.DurableOrchestrationContext):
     """Steps 1-7, each an idempotent activity with durable retries; fails fast on permanent errors."""
-    request = context.get_input()
+    # The first replay's time is the run's start on every replay (deterministic): it keys the audit entries.
+    request = {**context.get_input(), "runStartedAt": context.current_utc_datetime.isoformat()}
     created: dict = {}
 
     def step(name: str, activity: str, extra: dict):

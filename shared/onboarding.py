@@ -103,7 +103,13 @@ class Onboarding:
     def progress(self, step: str, at: datetime, fields: dict, event: str, details: dict | None = None) -> None:
         """Record a step's result on the onboarding record and in the audit trail (idempotent)."""
         self.store.update_onboarding(self.id, lambda _: {"Step": step, "UpdatedAt": at, **fields})
-        self.store.audit(self.id, event, at, details or {}, key=f"{step}")
+        self.store.audit(self.id, event, at, details or {}, key=self._audit_key(step))
+
+    def _audit_key(self, step: str) -> str:
+        """One audit entry per step per run: a retried activity overwrites its own entry, while a later run
+        of the same onboarding adds its own (the run is the orchestration's start time)."""
+        run = self.request.get("runStartedAt", "")
+        return f"{run.replace(':', '').replace('+', 'p')}-{step}"
 
     def _vault(self) -> CertificateVault:
         return CertificateVault(self.settings.require("key_vault_url"), home_credential(self.settings),
@@ -280,14 +286,15 @@ class Onboarding:
         """Mark the onboarding completed."""
         self.store.update_onboarding(self.id, lambda _: {"Status": "completed", "Step": "record", "UpdatedAt": now,
                                                          "CompletedAt": now, "Error": ""})
-        self.store.audit(self.id, "onboarding.completed", now, {"Summary": json.dumps(summary)}, key="record")
+        self.store.audit(self.id, "onboarding.completed", now, {"Summary": json.dumps(summary)},
+                         key=self._audit_key("record"))
         return {"ok": True}
 
     def fail(self, now: datetime, error: dict, created: dict) -> dict:
         """Mark the onboarding failed, naming the step, Graph's error and what exists."""
         self.store.update_onboarding(self.id, lambda _: {"Status": "failed", "UpdatedAt": now,
                                                          "Error": json.dumps(error), "Created": json.dumps(created)})
-        self.store.audit(self.id, "onboarding.failed", now, {"Error": json.dumps(error)}, key="failed")
+        self.store.audit(self.id, "onboarding.failed", now, {"Error": json.dumps(error)}, key=self._audit_key("failed"))
         return {"ok": True}
 
 

@@ -11,7 +11,7 @@ from azure.data.tables import TableServiceClient
 from azure.identity import ClientSecretCredential
 
 from shared.keyvault import certificate_name
-from shared.state import onboarding_id
+from shared.state import StateStore, onboarding_id
 from tests.conftest import customers
 from tests.e2e.conftest import ALL_PERMISSIONS, EXCHANGE_PERMISSIONS, GRAPH_PERMISSIONS, ONE_OF_EACH, objects_of
 
@@ -42,6 +42,15 @@ def test_onboarding_completes_with_a_token_proof_and_a_second_run_creates_nothin
     assert again["id"] == started["id"]
     assert product.finish(again["id"])["runtimeStatus"] == "Completed"
     assert objects_of(simulator, vault, tenant, mailbox) == ONE_OF_EACH
+
+    # The audit trail keeps both runs: the first created, the second found everything in place.
+    store = StateStore(product.connection_string)
+    events = [e["Event"] for e in store.audit_trail(started["id"])]
+    store.close()
+    assert events[:7] == ["certificate.created", "application.created", "servicePrincipal.created",
+                          "consent.granted", "directoryRole.assigned", "proof.succeeded", "onboarding.completed"]
+    assert events[7:] == ["certificate.reused", "application.updated", "servicePrincipal.exists",
+                          "consent.exists", "directoryRole.exists", "proof.succeeded", "onboarding.completed"]
 
     secrets_scan(simulator, product, started["id"])
 
@@ -211,3 +220,19 @@ def product_any_instance(product) -> str:
         if match:
             return match.group(1)
     raise AssertionError("no onboarding ran yet")
+
+
+def test_concurrent_requests_for_one_mailbox_converge_on_one_onboarding(simulator, product, vault, admin_consent):
+    from concurrent.futures import ThreadPoolExecutor
+
+    tenant = customers(simulator)[2]["tenantId"]
+    admin_consent(tenant)
+    mailbox = "concurrent@contoso.com"
+    body = {"tenantId": tenant, "serviceMailbox": mailbox}
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(lambda _: product.api("POST", "/onboardings", json=body), range(4)))
+    assert [r.status_code for r in responses] == [202] * 4
+    ids = {r.json()["id"] for r in responses}
+    assert ids == {onboarding_id(tenant, mailbox)}
+    assert product.finish(ids.pop())["runtimeStatus"] == "Completed"
+    assert objects_of(simulator, vault, tenant, mailbox) == ONE_OF_EACH
