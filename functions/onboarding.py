@@ -13,7 +13,7 @@ import azure.functions as func
 from shared.models import RequestError, parse_onboarding_request
 from shared.onboarding import Onboarding, parse_time
 from shared.settings import get_settings
-from shared.state import StateStore, onboarding_id
+from shared.state import StateStore, onboarding_id, store_for
 
 log = logging.getLogger(__name__)
 bp = df.Blueprint()
@@ -39,7 +39,7 @@ def _error(status: int, code: str, message: str, details: list | None = None) ->
 
 
 def _store() -> StateStore:
-    return StateStore(get_settings().require("tables_connection"))
+    return store_for(get_settings().require("tables_connection"))
 
 
 def _status_url(req: func.HttpRequest, instance: str) -> str:
@@ -71,14 +71,11 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
                         "keySize": request.certificate.key_size, "exportable": request.certificate.exportable},
     }
     store = _store()
-    try:
-        fields = {"TenantId": request.tenant_id, "ServiceMailbox": request.service_mailbox, "Status": "running",
-                  "Step": "accepted", "Method": request.method, "PermissionProfile": request.permission_profile,
-                  "DirectoryRole": request.directory_role or "", "Error": ""}
-        if not store.create_onboarding(instance, fields):
-            store.update_onboarding(instance, lambda _: {"Status": "running", "Step": "accepted", "Error": ""})
-    finally:
-        store.close()
+    fields = {"TenantId": request.tenant_id, "ServiceMailbox": request.service_mailbox, "Status": "running",
+              "Step": "accepted", "Method": request.method, "PermissionProfile": request.permission_profile,
+              "DirectoryRole": request.directory_role or "", "Error": ""}
+    if not store.create_onboarding(instance, fields):
+        store.update_onboarding(instance, lambda _: {"Status": "running", "Step": "accepted", "Error": ""})
     try:
         await client.start_new("onboarding_orchestrator", instance, payload)
     except Exception:
@@ -119,11 +116,7 @@ async def get_onboarding(req: func.HttpRequest, client: df.DurableOrchestrationC
     instance = req.route_params.get("id", "")
     if not ONBOARDING_ID.match(instance):
         return _error(400, "InvalidRequest", "id: not an onboarding id")
-    store = _store()
-    try:
-        stored = store.get_onboarding(instance)
-    finally:
-        store.close()
+    stored = _store().get_onboarding(instance)
     status = await client.get_status(instance)
     if stored is None and (status is None or status.runtime_status is None):
         return _error(404, "NotFound", f"no onboarding {instance}")
@@ -147,7 +140,9 @@ async def get_onboarding(req: func.HttpRequest, client: df.DurableOrchestrationC
         "error": _loads(record.get("Error"), None),
         "output": output or None,
     }
-    return _json(body)
+    running = body["runtimeStatus"] in ("Running", "Pending")
+    # Like Durable's own status endpoint, tell pollers when to come back.
+    return _json(body, headers={"Retry-After": "2"} if running else None)
 
 
 @bp.orchestration_trigger(context_name="context")

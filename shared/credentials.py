@@ -2,8 +2,9 @@
 onboarding app for customer tenants) and the onboarded app's identity (a client assertion signed by
 Key Vault, so a non-exportable key never leaves the vault).
 
-Credentials are cheap objects; activities build them per call so that no token cache outlives the
-activity (tokens are never persisted or logged).
+The product's own credentials are shared by a worker's activities (shared/reuse.py: rebuilt once the
+orchestration clock has moved on), so tokens are fetched once, not per step. Tokens live only in those
+in-memory caches: never persisted, passed between activities, or logged.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+from .reuse import shared
 from .settings import Settings
 
 TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"
@@ -30,40 +32,44 @@ def _identity_options(settings: Settings) -> dict:
     return {"authority": settings.authority_host, "disable_instance_discovery": not settings.instance_discovery}
 
 
-def home_credential(settings: Settings):
+def home_credential(settings: Settings, now: datetime):
     """The Function App's own identity in its home tenant (Key Vault, Table Storage, mail)."""
-    from azure.identity import DefaultAzureCredential
 
-    return DefaultAzureCredential(managed_identity_client_id=settings.managed_identity_client_id,
-                                  exclude_interactive_browser_credential=True, **_identity_options(settings))
+    def build():
+        from azure.identity import DefaultAzureCredential
 
+        return DefaultAzureCredential(managed_identity_client_id=settings.managed_identity_client_id,
+                                      exclude_interactive_browser_credential=True, **_identity_options(settings))
 
-def _managed_identity_assertion(settings: Settings) -> Callable[[], str]:
-    """A function returning the managed identity's token for api://AzureADTokenExchange (the federated
-    client assertion of the onboarding app)."""
-    from azure.identity import ManagedIdentityCredential
-
-    managed = ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
-    return lambda: managed.get_token(TOKEN_EXCHANGE_SCOPE).token
+    return shared(("home", settings), now, build)
 
 
-def provisioner_credential(settings: Settings, tenant_id: str, asynchronous: bool = True):
-    """The product's identity in a customer tenant: the multi-tenant onboarding app, authenticated by
-    the managed identity's federated assertion (no secret). Without an onboarding app configured, the
-    home identity is used (single-tenant deployments)."""
+def _managed_identity(settings: Settings, now: datetime):
+    def build():
+        from azure.identity import ManagedIdentityCredential
+
+        return ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
+
+    return shared(("managed-identity", settings), now, build)
+
+
+def provisioner_credential(settings: Settings, tenant_id: str, now: datetime):
+    """The product's identity in a customer tenant: the multi-tenant onboarding app, authenticated by the
+    managed identity's federated assertion (no secret). Without an onboarding app configured, the home
+    identity is used (single-tenant deployments). A sync credential: msgraph-sdk accepts one, and a sync
+    credential can be shared by activities running on different event loops."""
     if not settings.provisioner_client_id:
-        if asynchronous:
-            from azure.identity.aio import DefaultAzureCredential
+        return home_credential(settings, now)
 
-            return DefaultAzureCredential(managed_identity_client_id=settings.managed_identity_client_id,
-                                          **_identity_options(settings))
-        return home_credential(settings)
-    if asynchronous:
-        from azure.identity.aio import ClientAssertionCredential
-    else:
+    def build():
         from azure.identity import ClientAssertionCredential
-    return ClientAssertionCredential(tenant_id, settings.provisioner_client_id, _managed_identity_assertion(settings),
-                                     **_identity_options(settings))
+
+        managed = _managed_identity(settings, now)
+        return ClientAssertionCredential(tenant_id, settings.provisioner_client_id,
+                                         lambda: managed.get_token(TOKEN_EXCHANGE_SCOPE).token,
+                                         **_identity_options(settings))
+
+    return shared(("provisioner", settings, tenant_id), now, build)
 
 
 def keyvault_signed_assertion(settings: Settings, tenant_id: str, client_id: str, certificate_der: bytes,
@@ -75,14 +81,20 @@ def keyvault_signed_assertion(settings: Settings, tenant_id: str, client_id: str
     started = time.monotonic()
     header = {"alg": "RS256", "typ": "JWT", "x5t": _b64url(hashlib.sha1(certificate_der).digest())}
     audience = f"{settings.authority_host}/{tenant_id}/oauth2/v2.0/token"
+    made: list[tuple[float, str]] = []
 
     def assertion() -> str:
-        issued = int(now.timestamp() + (time.monotonic() - started))
+        elapsed = time.monotonic() - started
+        # One signature serves every token request of the next few minutes (as MSAL reuses assertions).
+        if made and elapsed - made[0][0] < ASSERTION_LIFETIME / 2:
+            return made[0][1]
+        issued = int(now.timestamp() + elapsed)
         claims = {"aud": audience, "iss": client_id, "sub": client_id, "jti": str(uuid.uuid4()),
                   "nbf": issued, "iat": issued, "exp": issued + ASSERTION_LIFETIME}
         signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
         signature = sign(hashlib.sha256(signing_input.encode()).digest())
-        return f"{signing_input}.{_b64url(signature)}"
+        made[:] = [(elapsed, f"{signing_input}.{_b64url(signature)}")]
+        return made[0][1]
 
     return assertion
 

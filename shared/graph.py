@@ -7,13 +7,16 @@ module import, to keep the Function App's cold start small.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
+from .reuse import MAX_AGE
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -110,6 +113,24 @@ def _query(filter: str | None = None, select: list[str] | None = None):
     config = RequestConfiguration()
     config.query_parameters = _ODataQuery(filter=filter, select=select)
     return config
+
+
+_directories: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def directory_for(settings: Settings, tenant_id: str, now: datetime) -> Directory:
+    """Graph in one tenant through the product's identity. The msgraph client (its httpx connection pool)
+    belongs to the running event loop, so it is shared per loop; the credential is shared per process."""
+    from .credentials import provisioner_credential
+
+    loop = asyncio.get_running_loop()
+    per_loop = _directories.setdefault(loop, {})
+    key = (settings, tenant_id)
+    entry = per_loop.get(key)
+    if entry is None or abs(now - entry[0]) > MAX_AGE:
+        entry = per_loop[key] = (now, Directory(graph_client(settings, provisioner_credential(settings, tenant_id,
+                                                                                                   now))))
+    return entry[1]
 
 
 class Directory:

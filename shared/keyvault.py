@@ -11,6 +11,7 @@ import base64
 import hashlib
 import logging
 import re
+import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -35,6 +36,16 @@ class CertificateInfo:
     def to_json(self) -> dict:
         """JSON-safe dict (orchestration inputs and outputs)."""
         return asdict(self)
+
+
+def vault_for(settings, now: datetime) -> CertificateVault:
+    """The product's vault client, shared by a worker's activities (see shared/reuse.py)."""
+    from .credentials import home_credential
+    from .reuse import shared
+
+    return shared(("vault", settings), now, lambda: CertificateVault(
+        settings.require("key_vault_url"), home_credential(settings, now),
+        verify_challenge_resource=settings.keyvault_verify_challenge_resource))
 
 
 def certificate_name(onboarding_id: str) -> str:
@@ -69,6 +80,8 @@ class CertificateVault:
         self._verify = verify_challenge_resource
         self._certificates = CertificateClient(vault_url, credential,
                                                verify_challenge_resource=verify_challenge_resource)
+        self._crypto: dict[str, object] = {}
+        self._lock = threading.Lock()
 
     def current(self, name: str) -> CertificateInfo | None:
         """The latest enabled version, or None when there is none."""
@@ -114,7 +127,12 @@ class CertificateVault:
         """Sign a digest with the certificate's key inside the vault (RS256 or PS256)."""
         from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
 
-        client = CryptographyClient(key_id, self._credential, verify_challenge_resource=self._verify)
+        with self._lock:
+            client = self._crypto.get(key_id)
+            if client is None:
+                # One client per key version: it reads the key once, then only signs.
+                client = self._crypto[key_id] = CryptographyClient(key_id, self._credential,
+                                                                   verify_challenge_resource=self._verify)
         return client.sign(SignatureAlgorithm(algorithm), digest).signature
 
     def close(self) -> None:

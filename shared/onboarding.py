@@ -20,16 +20,11 @@ import logging
 from datetime import datetime, timedelta
 
 from . import catalog
-from .credentials import (
-    home_credential,
-    keyvault_signed_assertion,
-    onboarded_app_credential,
-    provisioner_credential,
-)
-from .graph import Directory, GraphError, graph_client
-from .keyvault import CertificateInfo, CertificateVault, certificate_name
+from .credentials import keyvault_signed_assertion, onboarded_app_credential
+from .graph import Directory, GraphError, directory_for
+from .keyvault import CertificateInfo, CertificateVault, certificate_name, vault_for
 from .settings import Settings
-from .state import StateStore
+from .state import StateStore, store_for
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +92,7 @@ class Onboarding:
     def store(self) -> StateStore:
         """Table Storage (built on first use)."""
         if self._store is None:
-            self._store = StateStore(self.settings.require("tables_connection"))
+            self._store = store_for(self.settings.require("tables_connection"))
         return self._store
 
     def progress(self, step: str, at: datetime, fields: dict, event: str, details: dict | None = None) -> None:
@@ -111,9 +106,8 @@ class Onboarding:
         run = self.request.get("runStartedAt", "")
         return f"{run.replace(':', '').replace('+', 'p')}-{step}"
 
-    def _vault(self) -> CertificateVault:
-        return CertificateVault(self.settings.require("key_vault_url"), home_credential(self.settings),
-                                verify_challenge_resource=self.settings.keyvault_verify_challenge_resource)
+    def _vault(self, now: datetime) -> CertificateVault:
+        return vault_for(self.settings, now)
 
     # -- 1. certificate -------------------------------------------------------------------------------------
     def ensure_certificate(self, now: datetime) -> dict:
@@ -121,7 +115,7 @@ class Onboarding:
         from azure.core.exceptions import HttpResponseError
 
         options = self.request["certificate"]
-        vault = self._vault()
+        vault = self._vault(now)
         try:
             info, created = vault.ensure(
                 certificate_name(self.id), certificate_subject(self.settings, self.mailbox),
@@ -132,8 +126,6 @@ class Onboarding:
                 raise RetryableStepError(f"certificate: {status} {error.message}") from None
             code = getattr(error.error, "code", None) or "KeyVaultError"
             return failure("certificate", status, code, error.message or str(error))
-        finally:
-            vault.close()
         self.store.upsert_certificate(self.id, {
             "TenantId": self.tenant_id, "ServiceMailbox": self.mailbox, "CertificateName": info.name,
             "Version": info.version, "Thumbprint": info.thumbprint, "NotBefore": parse_time(info.not_before),
@@ -144,12 +136,8 @@ class Onboarding:
         return {"ok": True, "certificate": info.to_json(), "created": created}
 
     # -- Graph steps (async: msgraph-sdk is async only) ------------------------------------------------------
-    async def _directory(self):
-        credential = provisioner_credential(self.settings, self.tenant_id, asynchronous=True)
-        return credential, Directory(graph_client(self.settings, credential))
-
-    async def _with_directory(self, step: str, work):
-        credential, directory = await self._directory()
+    async def _with_directory(self, step: str, now: datetime, work):
+        directory = directory_for(self.settings, self.tenant_id, now)
         try:
             return await work(directory)
         except GraphError as error:
@@ -161,8 +149,6 @@ class Onboarding:
                 # The tenant has not consented to the onboarding app, or refused its credential.
                 return failure(step, 401, "AuthenticationFailed", str(error.message).split(" Trace ID")[0])
             raise
-        finally:
-            await credential.close()
 
     async def ensure_application(self, certificate: dict, now: datetime) -> dict:
         """Upsert the app registration and merge the certificate into its keyCredentials."""
@@ -182,7 +168,7 @@ class Onboarding:
             return {"ok": True, "appId": app["appId"], "applicationObjectId": app["id"], "created": app["created"],
                     "keyAdded": key_added, "createdAt": now.isoformat()}
 
-        return await self._with_directory("application", work)
+        return await self._with_directory("application", now, work)
 
     async def ensure_service_principal(self, application: dict, now: datetime) -> dict:
         """Upsert the app's service principal, through replication delay."""
@@ -200,7 +186,7 @@ class Onboarding:
                           {"ServicePrincipalId": sp["id"]})
             return {"ok": True, "servicePrincipalId": sp["id"], "created": sp["created"]}
 
-        return await self._with_directory("servicePrincipal", work)
+        return await self._with_directory("servicePrincipal", now, work)
 
     async def grant_permissions(self, service_principal_id: str, now: datetime) -> dict:
         """Admin consent: one app role assignment per permission, posted only when missing."""
@@ -227,7 +213,7 @@ class Onboarding:
                           "consent.granted" if added else "consent.exists", {"Added": json.dumps(added)})
             return {"ok": True, "granted": granted, "added": added}
 
-        return await self._with_directory("consent", work)
+        return await self._with_directory("consent", now, work)
 
     async def ensure_directory_role(self, service_principal_id: str, now: datetime) -> dict:
         """Assign the directory role (if the request asks for one), read first."""
@@ -246,7 +232,7 @@ class Onboarding:
                           {"RoleTemplateId": role.template_id})
             return {"ok": True, "role": role.display_name, "roleTemplateId": role.template_id, "added": added}
 
-        return await self._with_directory("directoryRole", work)
+        return await self._with_directory("directoryRole", now, work)
 
     # -- 6. proof ------------------------------------------------------------------------------------------
     def prove(self, application: dict, certificate: dict, now: datetime) -> dict:
@@ -255,28 +241,25 @@ class Onboarding:
         from azure.core.exceptions import ClientAuthenticationError
 
         info = CertificateInfo(**certificate)
-        vault = self._vault()
-        try:
-            assertion = keyvault_signed_assertion(
-                self.settings, self.tenant_id, application["appId"], base64.b64decode(info.cer),
-                lambda digest: vault.sign(info.key_id, "RS256", digest), now)
-            credential = onboarded_app_credential(self.settings, self.tenant_id, application["appId"], assertion)
-            roles: dict[str, list[str]] = {}
-            missing: list[str] = []
-            for resource, permissions in self.profile.by_resource().items():
-                scope = f"{_resource_uri(resource)}/.default"
-                try:
-                    token = credential.get_token(scope).token
-                except ClientAuthenticationError as error:
-                    # New credentials and consent take a while to reach every token-issuing replica.
-                    raise RetryableStepError(f"proof: {str(error.message).split(' Trace ID')[0]}") from None
-                # Only the claims are read (and never stored): the token itself stays in this frame.
-                claims = jwt.decode(token, options={"verify_signature": False})
-                del token
-                roles[catalog.RESOURCE_NAMES.get(resource, resource)] = sorted(claims.get("roles", []))
-                missing += [p.value for p in permissions if p.value not in claims.get("roles", [])]
-        finally:
-            vault.close()
+        vault = self._vault(now)
+        assertion = keyvault_signed_assertion(
+            self.settings, self.tenant_id, application["appId"], base64.b64decode(info.cer),
+            lambda digest: vault.sign(info.key_id, "RS256", digest), now)
+        credential = onboarded_app_credential(self.settings, self.tenant_id, application["appId"], assertion)
+        roles: dict[str, list[str]] = {}
+        missing: list[str] = []
+        for resource, permissions in self.profile.by_resource().items():
+            scope = f"{_resource_uri(resource)}/.default"
+            try:
+                token = credential.get_token(scope).token
+            except ClientAuthenticationError as error:
+                # New credentials and consent take a while to reach every token-issuing replica.
+                raise RetryableStepError(f"proof: {str(error.message).split(' Trace ID')[0]}") from None
+            # Only the claims are read (and never stored): the token itself stays in this frame.
+            claims = jwt.decode(token, options={"verify_signature": False})
+            del token
+            roles[catalog.RESOURCE_NAMES.get(resource, resource)] = sorted(claims.get("roles", []))
+            missing += [p.value for p in permissions if p.value not in claims.get("roles", [])]
         if missing:
             raise RetryableStepError(f"proof: token roles do not include {sorted(missing)} yet")
         self.progress("proof", now, {"ProofRoles": json.dumps(roles)}, "proof.succeeded", {"Roles": json.dumps(roles)})

@@ -7,6 +7,7 @@ upserts or ETag-guarded updates, so an activity that runs twice writes the same 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import uuid
@@ -45,6 +46,12 @@ class Stored:
 
     entity: dict
     etag: str | None
+
+
+@functools.lru_cache(maxsize=8)
+def store_for(connection_string: str) -> StateStore:
+    """One store per process and account: its tables are created once, its HTTP session reused."""
+    return StateStore(connection_string)
 
 
 class StateStore:
