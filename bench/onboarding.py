@@ -9,11 +9,12 @@ one onboarding makes, and the cold start of ``function_app`` against a bare DFAp
    after another with ``{"origin": "*", "latencyMs": 50}`` (login, graph, vault, identity), each timed from
    the POST to the status API answering Completed (polled every 20 ms); the same is repeated with no
    latency, which gives the fixed cost (host hops, SDKs, Table Storage, polling).
-   Lower bound = calls on the critical path x latency + certificate creation.  The current
-   implementation issues every call after the previous one has answered (awaits in sequence inside an
-   activity, activities chained by the orchestrator), so every call in the simulator's log is on the
-   critical path.  Also shown: the bound of an ideal implementation with the same calls, where only
-   data dependencies order them (see IDEAL_CHAIN).  Certificate creation is measured alone, without
+   Lower bound = calls on the critical path x latency + certificate creation.  The critical path is
+   measured, not assumed: the simulator logs when each call started and answered, and the longest chain
+   of calls each issued after the previous one answered is the number of dependent calls (independent
+   calls the product issues concurrently, like the consent POSTs, overlap and count once).  Also shown:
+   the bound of an ideal implementation with the same calls, where only data dependencies order them
+   (see IDEAL_CHAIN).  Certificate creation is measured alone, without
    latency: the pending poll that completes a new 2048-bit self-signed certificate minus a plain poll.
 2. Requests per onboarding: the simulator's request log (``GET /_sandbox/requests``), by origin and by
    method + path pattern, and per step (segmented at the managed-identity token call each step starts with),
@@ -93,6 +94,17 @@ def pattern(record: dict) -> str:
         else:
             keys.append(key)
     return f"{record['method']} {path}" + (f"?{'&'.join(keys)}" if keys else "")
+
+
+def critical_path(records: list[dict]) -> int:
+    """The number of calls on the critical path: the longest chain of calls each of which started after
+    the previous one had answered (the simulator logs each call's start and end). Calls that overlap in
+    time ran concurrently, so they count once. Greedy by end time gives the longest such chain."""
+    chain, last_end = 0, float("-inf")
+    for record in sorted(records, key=lambda r: r["finished"]):
+        if record["started"] >= last_end:
+            chain, last_end = chain + 1, record["finished"]
+    return chain
 
 
 def segment_by_step(records: list[dict]) -> list[list[dict]] | None:
@@ -325,7 +337,8 @@ def main(argv=None) -> int:
     walls = [r["seconds"] for r in slow]
     fixed = [r["seconds"] for r in fast]
     call_counts = [len(r["records"]) for r in slow]
-    calls = int(median(call_counts))
+    total_calls = int(median(call_counts))
+    calls = int(median([critical_path(r["records"]) for r in slow]))
     creation_ms = median(creation)
     wall = median(walls)
     bound = calls * latency / 1000 + creation_ms / 1000
@@ -336,8 +349,9 @@ def main(argv=None) -> int:
           f"same with no latency: median {median(fixed):.2f} s; warm-up (first, lazy imports) {warm['seconds']:.2f} s")
     print(f"   certificate creation (RSA 2048 self-signed, simulator, no latency): median {creation_ms:.0f} ms "
           f"({', '.join(f'{c:.0f}' for c in creation)})")
-    print(f"   critical path as implemented: all {calls} calls (each is issued after the previous one answered:")
-    print("     sequential awaits inside an activity, activities chained by the orchestrator, no concurrency)")
+    print(f"   critical path as implemented: {calls} of the {total_calls} calls (the longest chain of calls each")
+    print("     issued after the previous one answered, from the simulator's request times; concurrent calls,")
+    print("     such as the consent POSTs, count once)")
     print(f"   lower bound = {calls} x {latency:.0f} ms + {creation_ms:.0f} ms = {bound:.2f} s -> "
           f"ratio {wall / bound:.2f} (aim <= 1.3: {'met' if wall / bound <= 1.3 else 'NOT met'})")
     print(f"   data-dependency bound (same calls, only true dependencies ordered): {IDEAL_CHAIN} x {latency:.0f} ms + "
@@ -413,7 +427,7 @@ def main(argv=None) -> int:
     print("\nsummary")
     summary = [
         ("onboarding wall, 50 ms/call (median)", f"{wall:.2f} s"),
-        ("lower bound (serial calls x 50 ms + cert)", f"{bound:.2f} s"),
+        (f"lower bound ({calls} dependent calls x 50 ms + cert)", f"{bound:.2f} s"),
         ("ratio (aim <= 1.3)", f"{wall / bound:.2f}"),
         ("ratio vs data-dependency bound", f"{wall / ideal:.2f}"),
         ("ratio, orchestration span with 250 ms status polling",

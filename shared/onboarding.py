@@ -13,6 +13,7 @@ the decoded `roles` of the proof token.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -97,7 +98,8 @@ class Onboarding:
 
     def progress(self, step: str, at: datetime, fields: dict, event: str, details: dict | None = None) -> None:
         """Record a step's result on the onboarding record and in the audit trail (idempotent)."""
-        self.store.update_onboarding(self.id, lambda _: {"Step": step, "UpdatedAt": at, **fields})
+        # A blind merge: these fields are this step's own, so no read (and no ETag race) is needed.
+        self.store.merge_onboarding(self.id, {"Step": step, "UpdatedAt": at, **fields})
         self.store.audit(self.id, event, at, details or {}, key=self._audit_key(step))
 
     def _audit_key(self, step: str) -> str:
@@ -192,10 +194,14 @@ class Onboarding:
         """Admin consent: one app role assignment per permission, posted only when missing."""
 
         async def work(directory: Directory) -> dict:
-            have = await directory.granted_roles(service_principal_id)
-            granted, added = [], []
-            for resource, permissions in self.profile.by_resource().items():
-                resource_sp, roles = await directory.resource_roles(resource)
+            # The reads are independent of each other, and so are the grants: each group goes at once.
+            by_resource = self.profile.by_resource()
+            have, *resources = await asyncio.gather(
+                directory.granted_roles(service_principal_id),
+                *(directory.resource_roles(resource) for resource in by_resource))
+            missing: list[tuple[str, str, str]] = []   # (resource SP, app role id, permission)
+            granted: list[str] = []
+            for (resource_sp, roles), permissions in zip(resources, by_resource.values(), strict=True):
                 for permission in permissions:
                     role_id = roles.get(permission.value)
                     if role_id is None:
@@ -205,10 +211,12 @@ class Onboarding:
                     if role_id != permission.app_role_id:
                         log.warning("tenant's id for %s differs from the catalog's; using the tenant's",
                                     permission.value)
-                    if (resource_sp, role_id) not in have and await directory.grant_role(
-                            resource_sp, service_principal_id, role_id):
-                        added.append(permission.value)
+                    if (resource_sp, role_id) not in have:
+                        missing.append((resource_sp, role_id, permission.value))
                     granted.append(permission.value)
+            posted = await asyncio.gather(*(directory.grant_role(resource_sp, service_principal_id, role_id)
+                                            for resource_sp, role_id, _ in missing))
+            added = [value for (_, _, value), new in zip(missing, posted, strict=True) if new]
             self.progress("consent", now, {"Permissions": json.dumps(granted)},
                           "consent.granted" if added else "consent.exists", {"Added": json.dumps(added)})
             return {"ok": True, "granted": granted, "added": added}

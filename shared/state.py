@@ -87,6 +87,11 @@ class StateStore:
         except ResourceExistsError:
             return False
 
+    def merge_onboarding(self, onboarding: str, fields: dict) -> None:
+        """Set these fields of the record, leaving the others as they are (a step's own results)."""
+        self._table(ONBOARDINGS).upsert_entity(
+            {"PartitionKey": tenant_of(onboarding), "RowKey": onboarding, **fields}, mode=UpdateMode.MERGE)
+
     def update_onboarding(self, onboarding: str, change: Callable[[dict], dict | None]) -> dict:
         """Read-modify-write with ETag: `change` gets the current entity and returns the fields to set.
 

@@ -58,6 +58,7 @@ def _middlewares(origin: str):
         """Record the request, apply faults, and render ServiceErrors in the origin's shape."""
         world: World = request.app["world"]
         path = request.path_qs
+        started = time.time()
         response: web.StreamResponse
         try:
             if not request.path.startswith("/_sandbox"):
@@ -69,7 +70,7 @@ def _middlewares(origin: str):
             response = exc
         if not request.path.startswith("/_sandbox"):
             world.requests.append(RequestRecord(origin, request.method, path, response.status,
-                                                _tenant_of_path(request.path)))
+                                                _tenant_of_path(request.path), started, time.time()))
         if isinstance(response, web.HTTPException):
             raise response
         return response

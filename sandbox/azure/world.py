@@ -127,6 +127,8 @@ class RequestRecord:
     path: str
     status: int
     tenant_id: str | None = None
+    started: float = 0.0    # wall-clock epoch seconds (a measurement aid, not the sandbox clock)
+    finished: float = 0.0
 
 
 class World:
