@@ -18,6 +18,13 @@ from datetime import datetime, timedelta
 log = logging.getLogger(__name__)
 
 NAME_RULE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")  # Key Vault object names
+# How long one attempt waits for a new certificate. The SDK polls every 5 s; self-signed RSA certificates
+# take seconds. Longer creations end the attempt, and a later one (a durable retry) picks the result up.
+CREATION_WAIT_SECONDS = 30.0
+
+
+class CreationPending(Exception):
+    """The certificate is being created; try again later."""
 
 
 @dataclass(frozen=True)
@@ -97,9 +104,15 @@ class CertificateVault:
         return _info(certificate, bool(policy and policy.exportable))
 
     def ensure(self, name: str, subject: str, validity_months: int, key_size: int, exportable: bool,
-               now: datetime, renew_within: timedelta = timedelta(days=30)) -> tuple[CertificateInfo, bool]:
+               now: datetime, renew_within: timedelta = timedelta(days=30),
+               wait_seconds: float = CREATION_WAIT_SECONDS) -> tuple[CertificateInfo, bool]:
         """Reuse the latest version if it is valid beyond `renew_within` with the asked key options;
-        otherwise create a new version. Returns (info, created)."""
+        otherwise create a new version. Returns (info, created).
+
+        A creation still running after `wait_seconds`, or one that an earlier attempt started (Key Vault
+        answers 409 to a second create while one is pending), raises :class:`CreationPending`: the caller
+        comes back later and then finds the finished certificate instead of starting another."""
+        from azure.core.exceptions import HttpResponseError
         from azure.keyvault.certificates import CertificateContentType, CertificatePolicy, KeyType
 
         if not NAME_RULE.match(name):
@@ -114,14 +127,35 @@ class CertificateVault:
             key_size=key_size, exportable=exportable, reuse_key=False,
             content_type=CertificateContentType.pkcs12,
         )
-        poller = self._certificates.begin_create_certificate(name, policy=policy)
-        result = poller.result()
+        try:
+            poller = self._certificates.begin_create_certificate(name, policy=policy)
+        except HttpResponseError as error:
+            if error.status_code != 409 or "pending" not in str(error.message).lower():
+                raise
+            return self._resume(name, exportable)
+        result = poller.result(timeout=wait_seconds)
+        if not poller.done():
+            raise CreationPending(f"Key Vault is still creating certificate {name}")
         if not hasattr(result, "cer") or result.cer is None:
             # begin_create_certificate returns the CertificateOperation (not an error) when creation fails.
             raise RuntimeError(f"Key Vault could not create certificate {name}: "
                                f"{getattr(result, 'status', '?')} {getattr(result, 'error', None)}")
         log.info("created certificate %s version %s", name, result.properties.version)
         return _info(result, exportable), True
+
+    def _resume(self, name: str, exportable: bool) -> tuple[CertificateInfo, bool]:
+        """An earlier attempt's creation: finished (use it), running (come back later) or failed (clear it
+        so the next attempt creates anew)."""
+        operation = self._certificates.get_certificate_operation(name)
+        status = (operation.status or "").lower()
+        if status == "completed":
+            info = self.current(name)
+            if info is not None:
+                return info, True
+        if status == "inprogress":
+            raise CreationPending(f"Key Vault is still creating certificate {name} (started by an earlier attempt)")
+        self._certificates.delete_certificate_operation(name)
+        raise CreationPending(f"certificate {name}: the earlier creation ended {status or 'unknown'}; cleared")
 
     def sign(self, key_id: str, algorithm: str, digest: bytes) -> bytes:
         """Sign a digest with the certificate's key inside the vault (RS256 or PS256)."""

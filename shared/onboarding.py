@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from . import catalog
 from .credentials import keyvault_signed_assertion, onboarded_app_credential
 from .graph import Directory, GraphError, directory_for
-from .keyvault import CertificateInfo, CertificateVault, certificate_name, vault_for
+from .keyvault import CertificateInfo, CertificateVault, CreationPending, certificate_name, vault_for
 from .settings import Settings
 from .state import StateStore, store_for
 
@@ -122,6 +122,8 @@ class Onboarding:
             info, created = vault.ensure(
                 certificate_name(self.id), certificate_subject(self.settings, self.mailbox),
                 options["validityMonths"], options["keySize"], options["exportable"], now)
+        except CreationPending as pending:
+            raise RetryableStepError(f"certificate: {pending}") from None
         except HttpResponseError as error:
             status = error.status_code or 0
             if status in (429,) or status >= 500:
