@@ -358,7 +358,7 @@ def main(argv=None) -> int:
           f"{creation_ms:.0f} ms = {ideal:.2f} s -> ratio {wall / ideal:.2f}")
     print(f"     chain: {IDEAL_NOTE}")
     added = wall - median(fixed)
-    print(f"   latency added by {latency:.0f} ms/call: {added:.2f} s = {added * 1000 / calls:.0f} ms per call "
+    print(f"   latency added by {latency:.0f} ms/call: {added:.2f} s = {added * 1000 / calls:.0f} ms per dependent call "
           f"(all serial if ~{latency:.0f}); fixed cost without latency {median(fixed):.2f} s "
           f"= {median(fixed) / wall * 100:.0f}% of the wall time")
 
@@ -403,7 +403,7 @@ def main(argv=None) -> int:
     print(f"\n2. Azure requests per onboarding (median over {len(slow)}; warm-up onboarding: {len(warm['records'])})")
     origins = ("graph", "vault", "login", "identity")
     print("   " + ", ".join(f"{o} {median([c[o] for c in by_origin]):g}" for o in origins)
-          + f", total {calls}")
+          + f", total {total_calls}")
     statuses = Counter(r["status"] for run in slow for r in run["records"])
     print(f"   statuses: {dict(sorted(statuses.items()))}")
     rows = [(name, f"{count / len(slow):g}") for name, count in sorted(by_pattern.items())]
