@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -18,10 +18,15 @@ from shared.state import StateStore, onboarding_id, store_for
 log = logging.getLogger(__name__)
 bp = df.Blueprint()
 
-# Durable retry for transient failures (replication delay, throttling beyond the SDK's retries, 5xx).
-# Python's RetryOptions retries at a fixed interval; 31 attempts 20 s apart give a budget of 10 minutes
-# on the orchestration clock, the order Microsoft gives for directory replication.
-RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=20_000, max_number_of_attempts=31)
+# Durable retries of transient failures (replication delay, throttling beyond the SDK's retries, 5xx,
+# consent still propagating): the orchestrator waits on a durable timer between attempts. It retries
+# itself rather than through call_activity_with_retry, because Python's RetryOptions re-sends the same
+# input (a stale `now`) at a fixed interval and retries every exception, permanent ones included. The
+# waits grow to a minute and add up to about 12 minutes on the orchestration clock: Microsoft's guidance
+# for directory replication is "10 minutes or more".
+BACKOFF_SECONDS = (5, 10, 20, 40, *([60] * 11))
+# Recording the outcome only writes Table Storage: a few quick tries are enough.
+RECORD_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=5)
 ONBOARDING_ID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\.[0-9a-f]{20}$")
 ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending}
 
@@ -147,46 +152,64 @@ async def get_onboarding(req: func.HttpRequest, client: df.DurableOrchestrationC
 
 @bp.orchestration_trigger(context_name="context")
 def onboarding_orchestrator(context: df.DurableOrchestrationContext):
-    """Steps 1-7, each an idempotent activity with durable retries; fails fast on permanent errors."""
+    """Steps 1-7, each an idempotent activity retried on durable timers; fails fast on permanent errors."""
     # The first replay's time is the run's start on every replay (deterministic): it keys the audit entries.
     request = {**context.get_input(), "runStartedAt": context.current_utc_datetime.isoformat()}
     created: dict = {}
+    current = {"step": "certificate"}
 
     def step(name: str, activity: str, extra: dict):
-        context.set_custom_status({"step": name, "created": created})
-        payload = {"request": request, "now": context.current_utc_datetime.isoformat(), **extra}
-        try:
-            result = yield context.call_activity_with_retry(activity, RETRY, payload)
-        except Exception as exc:  # the retries ran out: the last transient error, as the host reports it
-            result = {"ok": False, "error": {"step": name, "status": 0, "code": "RetriesExhausted",
-                                             "message": str(exc)[:1000]}}
+        current["step"] = name
+        for attempt, wait in enumerate((*BACKOFF_SECONDS, None), start=1):
+            context.set_custom_status({"step": name, "attempt": attempt, "created": created})
+            payload = {"request": request, "now": context.current_utc_datetime.isoformat(), **extra}
+            result = yield context.call_activity(activity, payload)
+            if result.get("ok") or not result.get("retry") or wait is None:
+                break
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
         if not result.get("ok"):
             error = result["error"]
-            context.set_custom_status({"step": name, "created": created, "error": error})
-            yield context.call_activity("record_onboarding_failure", {
-                "request": request, "now": context.current_utc_datetime.isoformat(), "error": error,
-                "created": created})
-            raise RuntimeError(f"onboarding failed at step {name}: {error['status']} {error['code']}: "
-                               f"{error['message']}")
+            if result.get("retry"):
+                error = {**error, "message": f"still failing after {attempt} attempts: {error['message']}"}
+            raise StepFailed(error)
         return result
 
-    cert = yield from step("certificate", "ensure_certificate", {})
-    info = cert["certificate"]
-    created["certificate"] = {"name": info["name"], "version": info["version"], "thumbprint": info["thumbprint"],
-                              "notAfter": info["not_after"]}
-    app = yield from step("application", "ensure_application", {"certificate": cert["certificate"]})
-    created["application"] = {"appId": app["appId"], "objectId": app["applicationObjectId"]}
-    sp = yield from step("servicePrincipal", "ensure_service_principal", {"application": app})
-    created["servicePrincipalId"] = sp["servicePrincipalId"]
-    consent = yield from step("consent", "grant_permissions", {"servicePrincipalId": sp["servicePrincipalId"]})
-    created["permissions"] = consent["granted"]
-    role = yield from step("directoryRole", "ensure_directory_role", {"servicePrincipalId": sp["servicePrincipalId"]})
-    created["directoryRole"] = role["role"]
-    proof = yield from step("proof", "prove_onboarding", {"application": app, "certificate": cert["certificate"]})
-    summary = {**created, "proofRoles": proof["roles"]}
-    yield from step("record", "record_onboarding_completed", {"summary": summary})
+    try:
+        cert = yield from step("certificate", "ensure_certificate", {})
+        info = cert["certificate"]
+        created["certificate"] = {"name": info["name"], "version": info["version"],
+                                  "thumbprint": info["thumbprint"], "notAfter": info["not_after"]}
+        app = yield from step("application", "ensure_application", {"certificate": info})
+        created["application"] = {"appId": app["appId"], "objectId": app["applicationObjectId"]}
+        sp = yield from step("servicePrincipal", "ensure_service_principal", {"application": app})
+        created["servicePrincipalId"] = sp["servicePrincipalId"]
+        consent = yield from step("consent", "grant_permissions", {"servicePrincipalId": sp["servicePrincipalId"]})
+        created["permissions"] = consent["granted"]
+        role = yield from step("directoryRole", "ensure_directory_role",
+                               {"servicePrincipalId": sp["servicePrincipalId"]})
+        created["directoryRole"] = role["role"]
+        proof = yield from step("proof", "prove_onboarding", {"application": app, "certificate": info})
+        summary = {**created, "proofRoles": proof["roles"]}
+        yield from step("record", "record_onboarding_completed", {"summary": summary})
+    except Exception as exc:  # a step's permanent failure, or anything unexpected: record it, then fail
+        error = exc.error if isinstance(exc, StepFailed) else {
+            "step": current["step"], "status": 0, "code": type(exc).__name__, "message": str(exc)[:1000]}
+        context.set_custom_status({"step": current["step"], "created": created, "error": error})
+        yield context.call_activity_with_retry("record_onboarding_failure", RECORD_RETRY, {
+            "request": request, "now": context.current_utc_datetime.isoformat(), "error": error,
+            "created": created})
+        raise RuntimeError(f"onboarding failed at step {error['step']}: {error['status']} {error['code']}: "
+                           f"{error['message']}") from None
     context.set_custom_status({"step": "completed", "created": created})
     return summary
+
+
+class StepFailed(Exception):
+    """A step failed for good; `error` names the step, the status and the service's error code."""
+
+    def __init__(self, error: dict) -> None:
+        super().__init__(error.get("message", ""))
+        self.error = error
 
 
 def _onboarding(payload: dict) -> tuple[Onboarding, datetime]:

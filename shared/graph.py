@@ -13,7 +13,7 @@ import hashlib
 import logging
 import weakref
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from .reuse import MAX_AGE
@@ -162,8 +162,11 @@ class Directory:
         )
         builder = self.client.applications_with_unique_name(unique_name)
         created = await self._call(builder.patch(body, request_configuration=_prefer_create_if_missing()))
-        app = created or await self._call(builder.get(request_configuration=_query(select=["id", "appId"])))
-        return {"id": app.id, "appId": app.app_id, "created": created is not None}
+        app = created or await self._call(builder.get(
+            request_configuration=_query(select=["id", "appId", "createdDateTime"])))
+        when = app.created_date_time
+        return {"id": app.id, "appId": app.app_id, "created": created is not None,
+                "createdDateTime": when.astimezone(UTC).isoformat() if when else None}
 
     async def ensure_certificate_key(self, application_id: str, certificate_der: bytes, not_before: datetime,
                                      not_after: datetime, display_name: str) -> bool:

@@ -2,10 +2,11 @@
 
 Each step is idempotent: it reads what exists and writes only what is missing, so an activity that
 runs twice (at-least-once delivery, a host restart, a durable retry) creates nothing the second time.
-A step returns ``{"ok": True, ...}``, or ``{"ok": False, "error": {...}}`` for a permanent failure
-(bad permission, invalid request: retrying cannot help). Transient failures (directory replication,
-throttling that outlasted the SDK's retries, 5xx) raise :class:`RetryableStepError` so that the
-orchestration's durable retry tries again on its own clock.
+A step never raises: it returns ``{"ok": True, ...}``; ``{"ok": False, "retry": True, "error": {...}}``
+for a transient failure (directory replication, consent still propagating, throttling or 5xx that
+outlasted the SDK's retries), which the orchestration retries after a durable timer; or
+``{"ok": False, "error": {...}}`` for a permanent one (a refused permission, an invalid request,
+anything unexpected), which ends the onboarding at once and names the step and the error.
 
 Nothing here returns or logs key material or tokens: results carry ids, names, thumbprints, dates and
 the decoded `roles` of the proof token.
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
+import inspect
 import json
 import logging
 from datetime import datetime, timedelta
@@ -37,7 +40,63 @@ OWNED_BY_REPLICATION_WINDOW = timedelta(minutes=10)
 
 
 class RetryableStepError(Exception):
-    """A transient failure: the durable retry will run the step again."""
+    """A transient failure: the orchestration runs the step again after a durable timer."""
+
+
+# Entra answers these while a new consent, service principal or credential propagates, or while it is
+# briefly unavailable (learn.microsoft.com/entra/identity-platform/reference-error-codes): worth retrying.
+TRANSIENT_AADSTS = ("AADSTS700016", "AADSTS7000229", "AADSTS500011", "AADSTS50196", "AADSTS90033",
+                    "AADSTS500014")
+
+
+def _is_transient(error: Exception) -> bool:
+    """Connection failures, timeouts and service unavailability that outlasted the SDKs' own retries."""
+    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
+    if isinstance(error, (ServiceRequestError, ServiceResponseError, ConnectionError, TimeoutError)):
+        return True
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - httpx comes with msgraph-sdk
+        return False
+    return isinstance(error, httpx.TransportError)
+
+
+def _outcome(step: str, error: Exception) -> dict:
+    """What a step returns when it raised: a retry for transient failures, else a permanent failure."""
+    if isinstance(error, RetryableStepError) or _is_transient(error):
+        log.warning("step %s will be retried: %s", step, error)
+        return {"ok": False, "retry": True,
+                "error": {"step": step, "status": 0, "code": "Transient", "message": str(error)[:1000]}}
+    log.error("step %s failed: %s: %s", step, type(error).__name__, error)
+    return failure(step, 0, type(error).__name__, str(error)[:1000])
+
+
+def step_outcome(step: str):
+    """Make a step return its outcome instead of raising (activities must not raise: an exception would
+    be retried blindly or fail the orchestration without naming the step)."""
+
+    def decorate(method):
+        if inspect.iscoroutinefunction(method):
+            @functools.wraps(method)
+            async def run_async(*args, **kwargs):
+                try:
+                    return await method(*args, **kwargs)
+                except Exception as error:
+                    return _outcome(step, error)
+
+            return run_async
+
+        @functools.wraps(method)
+        def run(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except Exception as error:
+                return _outcome(step, error)
+
+        return run
+
+    return decorate
 
 
 def parse_time(value: str) -> datetime:
@@ -112,6 +171,7 @@ class Onboarding:
         return vault_for(self.settings, now)
 
     # -- 1. certificate -------------------------------------------------------------------------------------
+    @step_outcome("certificate")
     def ensure_certificate(self, now: datetime) -> dict:
         """Create (or reuse) the Key Vault certificate; returns its public facts."""
         from azure.core.exceptions import HttpResponseError
@@ -126,7 +186,7 @@ class Onboarding:
             raise RetryableStepError(f"certificate: {pending}") from None
         except HttpResponseError as error:
             status = error.status_code or 0
-            if status in (429,) or status >= 500:
+            if status in (0, 429) or status >= 500:
                 raise RetryableStepError(f"certificate: {status} {error.message}") from None
             code = getattr(error.error, "code", None) or "KeyVaultError"
             return failure("certificate", status, code, error.message or str(error))
@@ -150,10 +210,14 @@ class Onboarding:
             from azure.core.exceptions import ClientAuthenticationError
 
             if isinstance(error, ClientAuthenticationError):
-                # The tenant has not consented to the onboarding app, or refused its credential.
-                return failure(step, 401, "AuthenticationFailed", str(error.message).split(" Trace ID")[0])
+                message = str(error.message).split(" Trace ID")[0]
+                if any(code in message for code in TRANSIENT_AADSTS) or "AADSTS" not in message:
+                    # Consent or the app still propagating, or the identity endpoint briefly unavailable.
+                    raise RetryableStepError(f"{step}: {message}") from None
+                return failure(step, 401, "AuthenticationFailed", message)
             raise
 
+    @step_outcome("application")
     async def ensure_application(self, certificate: dict, now: datetime) -> dict:
         """Upsert the app registration and merge the certificate into its keyCredentials."""
         info = CertificateInfo(**certificate)
@@ -170,10 +234,11 @@ class Onboarding:
                           "application.created" if app["created"] else "application.updated",
                           {"AppId": app["appId"], "KeyAdded": key_added})
             return {"ok": True, "appId": app["appId"], "applicationObjectId": app["id"], "created": app["created"],
-                    "keyAdded": key_added, "createdAt": now.isoformat()}
+                    "keyAdded": key_added, "createdAt": app["createdDateTime"] or now.isoformat()}
 
         return await self._with_directory("application", now, work)
 
+    @step_outcome("servicePrincipal")
     async def ensure_service_principal(self, application: dict, now: datetime) -> dict:
         """Upsert the app's service principal, through replication delay."""
 
@@ -181,8 +246,9 @@ class Onboarding:
             try:
                 sp = await directory.upsert_service_principal(application["appId"])
             except GraphError as error:
+                # Graph's own createdDateTime decides "new", whichever attempt created the app.
                 recent = now - parse_time(application["createdAt"]) < OWNED_BY_REPLICATION_WINDOW
-                if error.status == 403 and application.get("created") and recent:
+                if error.status == 403 and recent:
                     raise RetryableStepError(f"servicePrincipal: {error} (new app, not replicated yet)") from None
                 raise
             self.progress("servicePrincipal", now, {"ServicePrincipalId": sp["id"]},
@@ -192,6 +258,7 @@ class Onboarding:
 
         return await self._with_directory("servicePrincipal", now, work)
 
+    @step_outcome("consent")
     async def grant_permissions(self, service_principal_id: str, now: datetime) -> dict:
         """Admin consent: one app role assignment per permission, posted only when missing."""
 
@@ -225,6 +292,7 @@ class Onboarding:
 
         return await self._with_directory("consent", now, work)
 
+    @step_outcome("directoryRole")
     async def ensure_directory_role(self, service_principal_id: str, now: datetime) -> dict:
         """Assign the directory role (if the request asks for one), read first."""
         role_key = self.request.get("directoryRole")
@@ -245,6 +313,7 @@ class Onboarding:
         return await self._with_directory("directoryRole", now, work)
 
     # -- 6. proof ------------------------------------------------------------------------------------------
+    @step_outcome("proof")
     def prove(self, application: dict, certificate: dict, now: datetime) -> dict:
         """Get app-only tokens with the new certificate (signed in Key Vault) and check their roles."""
         import jwt
@@ -275,6 +344,7 @@ class Onboarding:
         self.progress("proof", now, {"ProofRoles": json.dumps(roles)}, "proof.succeeded", {"Roles": json.dumps(roles)})
         return {"ok": True, "roles": roles}
 
+    @step_outcome("record")
     def complete(self, now: datetime, summary: dict) -> dict:
         """Mark the onboarding completed."""
         self.store.update_onboarding(self.id, lambda _: {"Status": "completed", "Step": "record", "UpdatedAt": now,

@@ -96,10 +96,15 @@ def test_replication_delay_and_throttling_are_ridden_out(simulator, product, vau
     served = simulator.requests_since(before)["requests"]
     assert any(r["status"] == 429 for r in served), "the storm never hit"
     history = product.history(started["id"])["historyEvents"]
-    failed = [e for e in history if e["EventType"] == "TaskFailed"]
-    assert failed, "replication delay never made a step retry"
-    assert any("replicated" in (e.get("Reason") or "") + (e.get("Details") or "") or "reference" in
-               (e.get("Reason") or "") + (e.get("Details") or "") for e in failed)
+    results = [e["Result"] if isinstance(e["Result"], dict) else json.loads(e["Result"])
+               for e in history if e["EventType"] == "TaskCompleted"]
+    retried = [r for r in results if isinstance(r, dict) and r.get("retry")]
+    assert retried, "replication delay never made a step retry"
+    assert {r["error"]["step"] for r in retried} >= {"servicePrincipal", "consent"}
+    assert any("reference" in r["error"]["message"] or "does not reference a valid application" in
+               r["error"]["message"] or "not replicated" in r["error"]["message"] for r in retried)
+    # Each retry waited on a durable timer (the sandbox clock moved; nobody slept).
+    assert len([e for e in history if e["EventType"] == "TimerFired"]) == len(retried)
 
 
 def test_missing_role_management_permission_fails_naming_the_step_and_what_exists(
