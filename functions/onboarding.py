@@ -63,6 +63,11 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
     if request.method != "automatic":
         return _error(400, "InvalidRequest", "method: only 'automatic' is available in this version",
                       [{"field": "method", "rule": "only 'automatic' is available in this version"}])
+    settings = get_settings()
+    if not settings.provisioner_client_id and request.tenant_id != (settings.home_tenant_id or "").lower():
+        rule = ("must be the home tenant (CERTAUTH_HOME_TENANT_ID): no onboarding app "
+                "(CERTAUTH_PROVISIONER_CLIENT_ID) is configured for other tenants")
+        return _error(400, "InvalidRequest", f"tenantId: {rule}", [{"field": "tenantId", "rule": rule}])
     instance = onboarding_id(request.tenant_id, request.service_mailbox)
     existing = await client.get_status(instance)
     if existing and existing.runtime_status in ACTIVE:

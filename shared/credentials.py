@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from .reuse import shared
-from .settings import Settings
+from .settings import Settings, SettingsError
 
 TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"
 ASSERTION_LIFETIME = 600  # seconds; Entra accepts client assertions of up to ten minutes here
@@ -59,6 +59,11 @@ def provisioner_credential(settings: Settings, tenant_id: str, now: datetime):
     identity is used (single-tenant deployments). A sync credential: msgraph-sdk accepts one, and a sync
     credential can be shared by activities running on different event loops."""
     if not settings.provisioner_client_id:
+        # Without the onboarding app the product can only act in its own tenant: using the home identity
+        # for another tenant would write the customer's objects into the home tenant.
+        if not settings.home_tenant_id or tenant_id.lower() != settings.home_tenant_id.lower():
+            raise SettingsError(f"tenant {tenant_id}: only the home tenant (CERTAUTH_HOME_TENANT_ID) can be "
+                                "onboarded unless CERTAUTH_PROVISIONER_CLIENT_ID names the onboarding app")
         return home_credential(settings, now)
 
     def build():

@@ -11,10 +11,10 @@ import asyncio
 import base64
 import hashlib
 import logging
+import uuid
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import quote
 
 from .reuse import MAX_AGE
 from .settings import Settings
@@ -180,6 +180,11 @@ class Directory:
         item = self.client.applications.by_application_id(application_id)
         app = await self._call(item.get(request_configuration=_query(select=["keyCredentials"])))
         existing = list(app.key_credentials or [])
+        if any(not k.key for k in existing):
+            # PATCH replaces the collection; a key re-sent without its bytes would be dropped or refused.
+            raise GraphError(409, "KeyCredentialsIncomplete",
+                             "Graph returned an existing keyCredential without its key; not rewriting the "
+                             "collection, so no key is lost")
         thumbprint = hashlib.sha1(certificate_der).digest()
         if any(k.custom_key_identifier == thumbprint or (k.key and bytes(k.key) == certificate_der)
                for k in existing):
@@ -234,8 +239,8 @@ class Directory:
     async def has_directory_role(self, principal_id: str, role_definition_id: str) -> bool:
         """Whether the principal holds the role tenant-wide."""
         result = await self._call(self.client.role_management.directory.role_assignments.get(
-            request_configuration=_query(filter=f"principalId eq '{quote(principal_id)}' and "
-                                                f"roleDefinitionId eq '{quote(role_definition_id)}'")))
+            request_configuration=_query(filter=f"principalId eq '{_guid(principal_id)}' and "
+                                                f"roleDefinitionId eq '{_guid(role_definition_id)}'")))
         return any(a.directory_scope_id in (None, "/") for a in (result.value if result else []) or [])
 
     async def assign_directory_role(self, principal_id: str, role_definition_id: str) -> bool:
@@ -251,6 +256,11 @@ class Directory:
                 return False
             raise
         return True
+
+
+def _guid(value: str) -> str:
+    """A GUID in canonical form (raises ValueError otherwise): the only thing put into an OData filter."""
+    return str(uuid.UUID(value))
 
 
 def certificate_der(cer_b64: str) -> bytes:

@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class CertificateInfo:
     not_after: str
     key_id: str              # the versioned key identifier used for `sign`
     exportable: bool
+    key_size: int | None = None
 
     def to_json(self) -> dict:
         """JSON-safe dict (orchestration inputs and outputs)."""
@@ -62,7 +63,7 @@ def certificate_name(onboarding_id: str) -> str:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone().isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _info(certificate, exportable: bool) -> CertificateInfo:
@@ -72,7 +73,7 @@ def _info(certificate, exportable: bool) -> CertificateInfo:
         name=certificate.name, version=props.version,
         thumbprint=hashlib.sha1(cer).hexdigest().upper(), cer=base64.b64encode(cer).decode(),
         not_before=_iso(props.not_before), not_after=_iso(props.expires_on), key_id=certificate.key_id,
-        exportable=exportable,
+        exportable=exportable, key_size=certificate.policy.key_size if certificate.policy else None,
     )
 
 
@@ -120,7 +121,8 @@ class CertificateVault:
         existing = self.current(name)
         if existing is not None:
             not_after = datetime.fromisoformat(existing.not_after.replace("Z", "+00:00"))
-            if not_after - renew_within > now and existing.exportable == exportable:
+            same_key = existing.exportable == exportable and existing.key_size in (None, key_size)
+            if not_after - renew_within > now and same_key:
                 return existing, False
         policy = CertificatePolicy(
             issuer_name="Self", subject=subject, validity_in_months=validity_months, key_type=KeyType.rsa,
@@ -130,6 +132,11 @@ class CertificateVault:
         try:
             poller = self._certificates.begin_create_certificate(name, policy=policy)
         except HttpResponseError as error:
+            if error.status_code == 409 and "deleted but recoverable" in str(error.message).lower():
+                # The name belongs to a soft-deleted certificate (an earlier offboarding): bring it back
+                # and judge it like any existing one on the next attempt.
+                self._certificates.begin_recover_deleted_certificate(name).wait()
+                raise CreationPending(f"certificate {name} was soft-deleted; recovered it") from None
             if error.status_code != 409 or "pending" not in str(error.message).lower():
                 raise
             return self._resume(name, exportable)

@@ -278,8 +278,11 @@ class Onboarding:
                                        f"{permission.resource_name} has no application permission "
                                        f"{permission.value} in this tenant")
                     if role_id != permission.app_role_id:
-                        log.warning("tenant's id for %s differs from the catalog's; using the tenant's",
-                                    permission.value)
+                        # The app requests the catalog's id (requiredResourceAccess): granting another
+                        # one would leave requested and granted apart. Never silently grant.
+                        return failure("consent", 409, "CatalogMismatch",
+                                       f"{permission.resource_name} has {permission.value} as app role {role_id}, "
+                                       f"the catalog says {permission.app_role_id}")
                     if (resource_sp, role_id) not in have:
                         missing.append((resource_sp, role_id, permission.value))
                     granted.append(permission.value)

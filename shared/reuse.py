@@ -9,28 +9,51 @@ process (the sandbox advances its clock; in Azure the two agree, and MAX_AGE sta
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 MAX_AGE = timedelta(minutes=30)
+MAX_ITEMS = 256  # one credential per customer tenant at most: bounded, the least recently used go first
 T = TypeVar("T")
 
 _lock = threading.Lock()
-_items: dict[Hashable, tuple[datetime, object]] = {}
+_items: OrderedDict[Hashable, tuple[datetime, object]] = OrderedDict()
 
 
 def shared(key: Hashable, now: datetime, build: Callable[[], T]) -> T:
-    """The object cached under `key`, or a new one from `build` when missing or older than MAX_AGE."""
+    """The object cached under `key`, or a new one from `build` when missing or older than MAX_AGE.
+
+    `build` only constructs objects (no I/O), so it runs under the lock: concurrent misses build once."""
+    retired = []
     with _lock:
         entry = _items.get(key)
         if entry is not None and abs(now - entry[0]) <= MAX_AGE:
+            _items.move_to_end(key)
             return entry[1]  # type: ignore[return-value]
-    built = build()
-    with _lock:
+        if entry is not None:
+            retired.append(entry[1])
+        built = build()
         _items[key] = (now, built)
+        _items.move_to_end(key)
+        while len(_items) > MAX_ITEMS:
+            retired.append(_items.popitem(last=False)[1][1])
+    for item in retired:
+        _close(item)
     return built
+
+
+def _close(item: object) -> None:
+    """Release a retired client's connections (sync clients only; nothing here is async)."""
+    close = getattr(item, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:  # a retired client that fails to close must not fail the activity
+            logging.getLogger(__name__).debug("closing a retired client failed", exc_info=True)
 
 
 def clear() -> None:

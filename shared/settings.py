@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
 __all__ = ["DEFAULT_APP_DISPLAY_NAME_PREFIX", "ENV_NAMES", "Settings", "SettingsError", "get_settings"]
@@ -50,7 +50,7 @@ class Settings:
     graph_base_url: str = "https://graph.microsoft.com/v1.0"
     authority_host: str = "https://login.microsoftonline.com"
     key_vault_url: str | None = None
-    tables_connection: str | None = None
+    tables_connection: str | None = field(default=None, repr=False)  # may hold an account key
     home_tenant_id: str | None = None
     app_display_name_prefix: str = DEFAULT_APP_DISPLAY_NAME_PREFIX
     keyvault_verify_challenge_resource: bool = True
