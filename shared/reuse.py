@@ -20,7 +20,7 @@ MAX_AGE = timedelta(minutes=30)
 MAX_ITEMS = 256  # one credential per customer tenant at most: bounded, the least recently used go first
 T = TypeVar("T")
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a build may itself use shared() (the vault needs a credential)
 _items: OrderedDict[Hashable, tuple[datetime, object]] = OrderedDict()
 
 

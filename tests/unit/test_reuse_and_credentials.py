@@ -38,6 +38,11 @@ def test_reused_while_the_orchestration_clock_stays_within_max_age():
     assert first.closed
 
 
+def test_a_build_may_use_the_cache_itself():
+    outer = reuse.shared("outer", T0, lambda: (reuse.shared("inner", T0, Client), Client()))
+    assert outer[0] is reuse.shared("inner", T0, Client)
+
+
 def test_the_cache_is_bounded_and_closes_what_it_drops():
     clients = [reuse.shared(("tenant", i), T0, Client) for i in range(reuse.MAX_ITEMS + 3)]
     assert [c.closed for c in clients[:3]] == [True, True, True]
