@@ -85,7 +85,8 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
               "Step": "accepted", "Method": request.method, "PermissionProfile": request.permission_profile,
               "DirectoryRole": request.directory_role or "", "Error": ""}
     if not store.create_onboarding(instance, fields):
-        store.update_onboarding(instance, lambda _: {"Status": "running", "Step": "accepted", "Error": ""})
+        # A new run of a known onboarding: this request's options replace the earlier ones.
+        store.update_onboarding(instance, lambda _: fields)
     try:
         await client.start_new("onboarding_orchestrator", instance, payload)
     except Exception:
@@ -103,6 +104,14 @@ def _accepted(req: func.HttpRequest, instance: str, runtime_status: str) -> func
     url = _status_url(req, instance)
     return _json({"id": instance, "runtimeStatus": runtime_status, "statusQueryGetUri": url}, 202,
                  {"Location": url})
+
+
+def _status(recorded: str | None, runtime: str | None) -> str | None:
+    """The record's status, unless the orchestration ended without recording it (terminated, or a failure
+    the record activity could not write): then the runtime's word wins."""
+    if runtime in ("Failed", "Terminated") and recorded not in ("failed",):
+        return runtime.lower()
+    return recorded
 
 
 def _iso(value) -> str | None:
@@ -136,7 +145,8 @@ async def get_onboarding(req: func.HttpRequest, client: df.DurableOrchestrationC
     body = {
         "id": instance,
         "runtimeStatus": status.runtime_status.value if status and status.runtime_status else None,
-        "status": record.get("Status"),
+        "status": _status(record.get("Status"), status.runtime_status.value if status and status.runtime_status
+                          else None),
         "step": custom.get("step") or record.get("Step"),
         "tenantId": record.get("TenantId"), "serviceMailbox": record.get("ServiceMailbox"),
         "application": {"appId": record.get("AppId"), "objectId": record.get("ApplicationObjectId")},
