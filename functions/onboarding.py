@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -47,6 +48,13 @@ def _store() -> StateStore:
     return store_for(get_settings().require("tables_connection"))
 
 
+def _record_request(instance: str, fields: dict) -> None:
+    store = _store()
+    if not store.create_onboarding(instance, fields):
+        # A new run of a known onboarding: this request's options replace the earlier ones.
+        store.update_onboarding(instance, lambda _: fields)
+
+
 def _status_url(req: func.HttpRequest, instance: str) -> str:
     base = req.url.split("/api/", 1)[0]
     return f"{base}/api/onboardings/{instance}"
@@ -80,13 +88,11 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
         "certificate": {"validityMonths": request.certificate.validity_months,
                         "keySize": request.certificate.key_size, "exportable": request.certificate.exportable},
     }
-    store = _store()
     fields = {"TenantId": request.tenant_id, "ServiceMailbox": request.service_mailbox, "Status": "running",
               "Step": "accepted", "Method": request.method, "PermissionProfile": request.permission_profile,
               "DirectoryRole": request.directory_role or "", "Error": ""}
-    if not store.create_onboarding(instance, fields):
-        # A new run of a known onboarding: this request's options replace the earlier ones.
-        store.update_onboarding(instance, lambda _: fields)
+    # Table Storage's client is sync: keep its round trips off the worker's event loop.
+    await asyncio.to_thread(_record_request, instance, fields)
     try:
         await client.start_new("onboarding_orchestrator", instance, payload)
     except Exception:
@@ -135,7 +141,7 @@ async def get_onboarding(req: func.HttpRequest, client: df.DurableOrchestrationC
     instance = req.route_params.get("id", "")
     if not ONBOARDING_ID.match(instance):
         return _error(400, "InvalidRequest", "id: not an onboarding id")
-    stored = _store().get_onboarding(instance)
+    stored = await asyncio.to_thread(_store().get_onboarding, instance)
     status = await client.get_status(instance)
     if stored is None and (status is None or status.runtime_status is None):
         return _error(404, "NotFound", f"no onboarding {instance}")

@@ -128,9 +128,21 @@ def directory_for(settings: Settings, tenant_id: str, now: datetime) -> Director
     key = (settings, tenant_id)
     entry = per_loop.get(key)
     if entry is None or abs(now - entry[0]) > MAX_AGE:
-        entry = per_loop[key] = (now, Directory(graph_client(settings, provisioner_credential(settings, tenant_id,
-                                                                                                   now))))
+        credential = OffLoopCredential(provisioner_credential(settings, tenant_id, now))
+        entry = per_loop[key] = (now, Directory(graph_client(settings, credential)))
     return entry[1]
+
+
+class OffLoopCredential:
+    """A sync TokenCredential offered to msgraph as an async one: a token request that misses the cache
+    (managed identity, then the token endpoint) runs in a worker thread, not on the event loop."""
+
+    def __init__(self, credential) -> None:
+        self._credential = credential
+
+    async def get_token(self, *scopes: str, **kwargs):
+        """The wrapped credential's token, fetched off the event loop."""
+        return await asyncio.to_thread(self._credential.get_token, *scopes, **kwargs)
 
 
 class Directory:

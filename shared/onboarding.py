@@ -161,6 +161,10 @@ class Onboarding:
         self.store.merge_onboarding(self.id, {"Step": step, "UpdatedAt": at, **fields})
         self.store.audit(self.id, event, at, details or {}, key=self._audit_key(step))
 
+    async def aprogress(self, *args, **kwargs) -> None:
+        """progress() from async steps: Table Storage's client is sync, so it runs off the event loop."""
+        await asyncio.to_thread(self.progress, *args, **kwargs)
+
     def _audit_key(self, step: str) -> str:
         """One audit entry per step per run: a retried activity overwrites its own entry, while a later run
         of the same onboarding adds its own (the run is the orchestration's start time)."""
@@ -230,7 +234,7 @@ class Onboarding:
             key_added = await directory.ensure_certificate_key(
                 app["id"], base64.b64decode(info.cer), parse_time(info.not_before), parse_time(info.not_after),
                 f"certauth {info.thumbprint}")
-            self.progress("application", now, {"AppId": app["appId"], "ApplicationObjectId": app["id"]},
+            await self.aprogress("application", now, {"AppId": app["appId"], "ApplicationObjectId": app["id"]},
                           "application.created" if app["created"] else "application.updated",
                           {"AppId": app["appId"], "KeyAdded": key_added})
             return {"ok": True, "appId": app["appId"], "applicationObjectId": app["id"], "created": app["created"],
@@ -251,7 +255,7 @@ class Onboarding:
                 if error.status == 403 and recent:
                     raise RetryableStepError(f"servicePrincipal: {error} (new app, not replicated yet)") from None
                 raise
-            self.progress("servicePrincipal", now, {"ServicePrincipalId": sp["id"]},
+            await self.aprogress("servicePrincipal", now, {"ServicePrincipalId": sp["id"]},
                           "servicePrincipal.created" if sp["created"] else "servicePrincipal.exists",
                           {"ServicePrincipalId": sp["id"]})
             return {"ok": True, "servicePrincipalId": sp["id"], "created": sp["created"]}
@@ -289,7 +293,7 @@ class Onboarding:
             posted = await asyncio.gather(*(directory.grant_role(resource_sp, service_principal_id, role_id)
                                             for resource_sp, role_id, _ in missing))
             added = [value for (_, _, value), new in zip(missing, posted, strict=True) if new]
-            self.progress("consent", now, {"Permissions": json.dumps(granted)},
+            await self.aprogress("consent", now, {"Permissions": json.dumps(granted)},
                           "consent.granted" if added else "consent.exists", {"Added": json.dumps(added)})
             return {"ok": True, "granted": granted, "added": added}
 
@@ -300,7 +304,7 @@ class Onboarding:
         """Assign the directory role (if the request asks for one), read first."""
         role_key = self.request.get("directoryRole")
         if not role_key:
-            self.progress("directoryRole", now, {"DirectoryRole": ""}, "directoryRole.none")
+            await self.aprogress("directoryRole", now, {"DirectoryRole": ""}, "directoryRole.none")
             return {"ok": True, "role": None, "added": False}
         role = catalog.directory_role(role_key)
 
@@ -308,7 +312,7 @@ class Onboarding:
             added = False
             if not await directory.has_directory_role(service_principal_id, role.template_id):
                 added = await directory.assign_directory_role(service_principal_id, role.template_id)
-            self.progress("directoryRole", now, {"DirectoryRole": role.display_name},
+            await self.aprogress("directoryRole", now, {"DirectoryRole": role.display_name},
                           "directoryRole.assigned" if added else "directoryRole.exists",
                           {"RoleTemplateId": role.template_id})
             return {"ok": True, "role": role.display_name, "roleTemplateId": role.template_id, "added": added}
