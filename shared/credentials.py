@@ -20,7 +20,6 @@ from datetime import datetime
 from .reuse import shared
 from .settings import Settings, SettingsError
 
-TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"
 ASSERTION_LIFETIME = 600  # seconds; Entra accepts client assertions of up to ten minutes here
 
 
@@ -70,8 +69,9 @@ def provisioner_credential(settings: Settings, tenant_id: str, now: datetime):
         from azure.identity import ClientAssertionCredential
 
         managed = _managed_identity(settings, now)
+        exchange_scope = f"{settings.token_exchange_audience}/.default"
         return ClientAssertionCredential(tenant_id, settings.provisioner_client_id,
-                                         lambda: managed.get_token(TOKEN_EXCHANGE_SCOPE).token,
+                                         lambda: managed.get_token(exchange_scope).token,
                                          **_identity_options(settings))
 
     return shared(("provisioner", settings, tenant_id), now, build)

@@ -21,7 +21,6 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 
 # Errors Graph answers while a new object has not replicated yet (REFERENCE.md, "Directory replication").
 _REPLICATION_MESSAGES = (
@@ -80,7 +79,7 @@ def graph_client(settings: Settings, credential):
     )
     from msgraph import GraphRequestAdapter, GraphServiceClient
 
-    provider = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE],
+    provider = AzureIdentityAuthenticationProvider(credential, scopes=[f"{settings.graph_resource}/.default"],
                                                    allowed_hosts=[settings.graph_host])
     adapter = GraphRequestAdapter(provider)
     adapter.base_url = settings.graph_base_url

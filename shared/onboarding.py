@@ -335,7 +335,7 @@ class Onboarding:
         roles: dict[str, list[str]] = {}
         missing: list[str] = []
         for resource, permissions in self.profile.by_resource().items():
-            scope = f"{_resource_uri(resource)}/.default"
+            scope = f"{_resource_uri(self.settings, resource)}/.default"
             try:
                 token = credential.get_token(scope).token
             except ClientAuthenticationError as error:
@@ -368,6 +368,7 @@ class Onboarding:
         return {"ok": True}
 
 
-def _resource_uri(resource_app_id: str) -> str:
-    return {catalog.MICROSOFT_GRAPH: "https://graph.microsoft.com",
-            catalog.EXCHANGE_ONLINE: "https://outlook.office365.com"}.get(resource_app_id, resource_app_id)
+def _resource_uri(settings: Settings, resource_app_id: str) -> str:
+    """The token audience of a resource in this cloud (the appId itself for resources we do not name)."""
+    return {catalog.MICROSOFT_GRAPH: settings.graph_resource,
+            catalog.EXCHANGE_ONLINE: settings.exchange_resource}.get(resource_app_id, resource_app_id)

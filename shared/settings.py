@@ -33,6 +33,9 @@ ENV_NAMES: Mapping[str, str] = {
     "taskhub": "TASKHUB_NAME",
     "provisioner_client_id": "CERTAUTH_PROVISIONER_CLIENT_ID",
     "instance_discovery": "AZURE_INSTANCE_DISCOVERY",
+    "graph_resource": "GRAPH_RESOURCE",
+    "exchange_resource": "EXCHANGE_RESOURCE",
+    "token_exchange_audience": "TOKEN_EXCHANGE_AUDIENCE",
 }
 _BOOLEAN_FIELDS = frozenset({"keyvault_verify_challenge_resource", "instance_discovery"})
 TABLES_CONNECTION_FALLBACK = "AzureWebJobsStorage"
@@ -62,6 +65,12 @@ class Settings:
     # MSAL's authority validation against the public cloud; off only for an authority it cannot know
     # (Azure Stack, ADFS, the sandbox).
     instance_discovery: bool = True
+    # Token audiences differ per cloud (learn.microsoft.com/graph/deployments;
+    # learn.microsoft.com/entra/workload-id/workload-identity-federation-config-app-trust-managed-identity):
+    # e.g. https://graph.microsoft.us, https://outlook.office365.us and api://AzureADTokenExchangeUSGov in US Gov.
+    graph_resource: str = "https://graph.microsoft.com"
+    exchange_resource: str = "https://outlook.office365.com"
+    token_exchange_audience: str = "api://AzureADTokenExchange"
 
     def __post_init__(self) -> None:
         for name in ("graph_base_url", "authority_host", "key_vault_url"):
