@@ -21,14 +21,14 @@ import hashlib
 import inspect
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from . import catalog
 from .credentials import keyvault_signed_assertion, onboarded_app_credential
 from .graph import Directory, GraphError, directory_for
 from .keyvault import CertificateInfo, CertificateVault, CreationPending, certificate_name, vault_for
 from .settings import Settings
-from .state import StateStore, store_for
+from .state import StateStore, state_store
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,8 @@ class Onboarding:
     def store(self) -> StateStore:
         """Table Storage (built on first use)."""
         if self._store is None:
-            self._store = store_for(self.settings.require("tables_connection"))
+            # The wall clock only ages the process-wide client here; no onboarding decision depends on it.
+            self._store = state_store(self.settings, datetime.now(UTC))
         return self._store
 
     def progress(self, step: str, at: datetime, fields: dict, event: str, details: dict | None = None) -> None:

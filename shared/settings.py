@@ -26,6 +26,8 @@ ENV_NAMES: Mapping[str, str] = {
     "authority_host": "AZURE_AUTHORITY_HOST",
     "key_vault_url": "KEY_VAULT_URL",
     "tables_connection": "TABLES_CONNECTION_STRING",  # falls back to AzureWebJobsStorage
+    # Identity-based storage (no key): falls back to AzureWebJobsStorage__tableServiceUri / __accountName.
+    "tables_endpoint": "TABLES_ENDPOINT",
     "home_tenant_id": "CERTAUTH_HOME_TENANT_ID",
     "app_display_name_prefix": "CERTAUTH_APP_NAME_PREFIX",
     "keyvault_verify_challenge_resource": "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE",
@@ -54,6 +56,7 @@ class Settings:
     authority_host: str = "https://login.microsoftonline.com"
     key_vault_url: str | None = None
     tables_connection: str | None = field(default=None, repr=False)  # may hold an account key
+    tables_endpoint: str | None = None
     home_tenant_id: str | None = None
     app_display_name_prefix: str = DEFAULT_APP_DISPLAY_NAME_PREFIX
     keyvault_verify_challenge_resource: bool = True
@@ -107,6 +110,8 @@ class Settings:
             value = get(f.name)
             if f.name == "tables_connection" and value is None:
                 value = (env.get(TABLES_CONNECTION_FALLBACK) or "").strip() or None
+            if f.name == "tables_endpoint" and value is None:
+                value = _identity_storage_endpoint(env)
             if value is not None:
                 values[f.name] = value
         return cls(**values)  # type: ignore[arg-type]
@@ -134,6 +139,17 @@ class Settings:
         """Host name of the Graph endpoint, without port (msgraph-sdk's ``allowed_hosts`` compares host
         names), e.g. ``graph.microsoft.com``."""
         return urlsplit(self.graph_base_url).hostname or ""
+
+
+def _identity_storage_endpoint(env: Mapping[str, str]) -> str | None:
+    """The Table endpoint of identity-based AzureWebJobsStorage (learn.microsoft.com/azure/azure-functions/
+    functions-reference#connecting-to-host-storage-with-an-identity): __tableServiceUri, or the account
+    name in the public cloud."""
+    uri = (env.get(f"{TABLES_CONNECTION_FALLBACK}__tableServiceUri") or "").strip()
+    if uri:
+        return uri
+    account = (env.get(f"{TABLES_CONNECTION_FALLBACK}__accountName") or "").strip()
+    return f"https://{account}.table.core.windows.net" if account else None
 
 
 def _check_https(field_name: str, value: str) -> None:

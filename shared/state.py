@@ -54,11 +54,27 @@ def store_for(connection_string: str) -> StateStore:
     return StateStore(connection_string)
 
 
+def state_store(settings, now: datetime) -> StateStore:
+    """The product's store: a connection string when one is set, else the Table endpoint with the Function
+    App's own identity (identity-based AzureWebJobsStorage)."""
+    from .credentials import home_credential
+    from .reuse import shared
+    from .settings import SettingsError
+
+    if settings.tables_connection:
+        return store_for(settings.tables_connection)
+    if settings.tables_endpoint:
+        return shared(("state", settings.tables_endpoint), now, lambda: StateStore(
+            service=TableServiceClient(settings.tables_endpoint, credential=home_credential(settings, now))))
+    raise SettingsError("application setting TABLES_CONNECTION_STRING (or AzureWebJobsStorage, or "
+                        "AzureWebJobsStorage__accountName for identity-based storage) is required but not set")
+
+
 class StateStore:
     """The three tables, created on first use."""
 
-    def __init__(self, connection_string: str) -> None:
-        self._service = TableServiceClient.from_connection_string(connection_string)
+    def __init__(self, connection_string: str | None = None, *, service: TableServiceClient | None = None) -> None:
+        self._service = service or TableServiceClient.from_connection_string(connection_string)
         self._tables: dict[str, TableClient] = {}
 
     def _table(self, name: str) -> TableClient:

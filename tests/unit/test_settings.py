@@ -152,3 +152,22 @@ def test_import_has_no_side_effects() -> None:
         "assert s.get_settings.cache_info().currsize == 0, 'settings read at import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
+
+
+def test_identity_based_storage_gives_the_table_endpoint() -> None:
+    from shared.settings import Settings
+
+    by_account = Settings.from_env({"AzureWebJobsStorage__accountName": "certauthprod"})
+    assert by_account.tables_connection is None
+    assert by_account.tables_endpoint == "https://certauthprod.table.core.windows.net"
+    by_uri = Settings.from_env({"AzureWebJobsStorage__tableServiceUri": "https://x.table.core.usgovcloudapi.net"})
+    assert by_uri.tables_endpoint == "https://x.table.core.usgovcloudapi.net"
+    assert Settings.from_env({"TABLES_ENDPOINT": "https://y.table.core.windows.net"}).tables_endpoint == \
+        "https://y.table.core.windows.net"
+
+
+def test_the_storage_connection_string_stays_out_of_repr() -> None:
+    from shared.settings import Settings
+
+    settings = Settings.from_env({"AzureWebJobsStorage": "AccountName=a;AccountKey=c2VjcmV0;"})
+    assert "AccountKey" not in repr(settings)
