@@ -6,7 +6,7 @@ history (past events ``IsPlayed``), compares the replayed actions with the histo
 is a failure), schedules the new actions (activities, timers, sub-orchestrations), performs the
 retries of ``call_activity_with_retry`` (``TaskFailed`` -> ``TimerCreated``/``TimerFired`` ->
 ``TaskScheduled``), and commits the new events, the outgoing work and the instance state to the
-task hub in one table transaction.
+task hub in one atomic write (one table entity per episode).
 
 Event ids follow the SDK's own sequence: every task the SDK creates takes the next number, including
 the retry timers and re-attempts it creates while replaying.  With one new message per episode,
