@@ -16,15 +16,11 @@ import os
 import queue
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
@@ -175,24 +171,7 @@ class World:
     def consent(self, tenant_id: str) -> str:
         """The customer's administrator consents to the product's onboarding app (the admin-consent
         redirect an onboarding link leads to). Returns the redirect location."""
-        app = self.simulator.home["consentApp"]
-
-        class NoRedirect(urllib.request.HTTPRedirectHandler):
-            def redirect_request(self, *args, **kwargs):
-                return None
-
-        opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(
-            context=ssl.create_default_context(cafile=self.simulator.info["caBundle"])))
-        query = urllib.parse.urlencode({"client_id": app["clientId"], "redirect_uri": app["redirectUri"],
-                                        "state": "consent"})
-        try:
-            opener.open(f"{self.simulator.info['loginUrl']}/{tenant_id}/adminconsent?{query}", timeout=30)
-        except urllib.error.HTTPError as redirect:
-            location = redirect.headers.get("Location", "")
-            if redirect.code == 302 and "admin_consent=True" in location:
-                return location
-            raise RuntimeError(f"admin consent failed: {redirect.code} {location}") from None
-        raise RuntimeError("admin consent did not redirect")
+        return self.simulator.consent(tenant_id, state="bench")
 
     # -- the product's API -------------------------------------------------------------------------------
     def api(self, method: str, path: str, **kwargs):

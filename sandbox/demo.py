@@ -13,11 +13,12 @@ import json
 import os
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 from typing import TextIO
 
 import requests
+
+from sandbox.azure import ConsentRefused, admin_consent
 
 REPO = Path(__file__).resolve().parent.parent
 TERMINAL = {"Completed", "Failed", "Terminated", "Canceled"}
@@ -78,15 +79,11 @@ class Demo:
     def consent(self, home: dict, customer: dict) -> str:
         """The customer's administrator accepts the admin-consent page for the product's onboarding app."""
         app = home["consentApp"]
-        query = urllib.parse.urlencode({"client_id": app["clientId"], "redirect_uri": app["redirectUri"],
-                                        "state": "demo"})
-        login = self.endpoints["simulator"]["loginUrl"].rstrip("/")
-        response = self.http.get(f"{login}/{customer['tenantId']}/adminconsent?{query}", allow_redirects=False,
-                                 timeout=30)
-        location = response.headers.get("Location", "")
-        if response.status_code != 302 or "admin_consent=True" not in location:
-            raise DemoError(f"admin consent was not granted: {response.status_code} {location or response.text}")
-        return location
+        try:
+            return admin_consent(self.endpoints["simulator"]["loginUrl"], self.endpoints["caBundle"],
+                                 customer["tenantId"], app["clientId"], app["redirectUri"], state="demo")
+        except ConsentRefused as refused:
+            raise DemoError(str(refused)) from None
 
     def start(self, customer: dict, mailbox: str) -> dict:
         response = self.http.post(f"{self.host}/api/onboardings",

@@ -89,28 +89,10 @@ def clean_faults(simulator):
 def admin_consent(simulator):
     """A function that makes a customer tenant's administrator consent to the product's onboarding app,
     through the admin-consent endpoint (what an onboarding link leads to). Returns the redirect URL."""
-    import ssl
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
-    app = simulator.home["consentApp"]
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args, **kwargs):
-            return None
-
-    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(
-        context=ssl.create_default_context(cafile=simulator.info["caBundle"])))
 
     def consent(tenant_id: str) -> str:
-        query = urllib.parse.urlencode({"client_id": app["clientId"], "redirect_uri": app["redirectUri"],
-                                        "state": "consent"})
-        with pytest.raises(urllib.error.HTTPError) as redirect:
-            opener.open(f"{simulator.info['loginUrl']}/{tenant_id}/adminconsent?{query}")
-        assert redirect.value.code == 302, redirect.value.read()
-        location = redirect.value.headers["Location"]
-        assert "admin_consent=True" in location, location
+        location = simulator.consent(tenant_id, state="consent")
+        assert "admin_consent=True" in location
         return location
 
     return consent

@@ -16,6 +16,34 @@ import urllib.request
 from pathlib import Path
 
 
+class ConsentRefused(RuntimeError):
+    """The admin-consent endpoint did not redirect back with admin_consent=True."""
+
+
+def admin_consent(login_url: str, ca_bundle: str, tenant_id: str, client_id: str, redirect_uri: str,
+                  state: str = "sandbox") -> str:
+    """Play the customer's administrator on the admin-consent page (what an onboarding link leads to):
+    follow `GET {login}/{tenant}/adminconsent` and return the redirect back, or raise ConsentRefused."""
+    import urllib.error
+    import urllib.parse
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(
+        context=ssl.create_default_context(cafile=ca_bundle)))
+    query = urllib.parse.urlencode({"client_id": client_id, "redirect_uri": redirect_uri, "state": state})
+    try:
+        response = opener.open(f"{login_url.rstrip('/')}/{tenant_id}/adminconsent?{query}", timeout=30)
+        code, location, body = response.status, "", response.read().decode(errors="replace")
+    except urllib.error.HTTPError as answer:
+        code, location, body = answer.code, answer.headers.get("Location", ""), answer.read().decode(errors="replace")
+    if code != 302 or "admin_consent=True" not in location:
+        raise ConsentRefused(f"admin consent was not granted: {code} {location or body[:300]}")
+    return location
+
+
 class Simulator:
     """Run `python -m sandbox.azure` as a child process; a context manager.
 
@@ -109,6 +137,12 @@ class Simulator:
     def requests_since(self, index: int = 0) -> dict:
         """Requests the simulator served since `index`."""
         return self.admin("GET", f"/requests?since={index}")
+
+    def consent(self, tenant_id: str, state: str = "sandbox") -> str:
+        """The tenant's administrator consents to the product's onboarding app (the home consentApp)."""
+        app = self.home["consentApp"]
+        return admin_consent(self.info["loginUrl"], self.info["caBundle"], tenant_id, app["clientId"],
+                             app["redirectUri"], state)
 
     @property
     def home(self) -> dict:

@@ -81,8 +81,8 @@ def test_demo_onboards_prints_what_was_created_and_down_leaves_nothing_running(t
     assert "the customer's administrator consents" in out
     # The demo prints each step it sees while polling; a fast step can pass between two polls, so the
     # steps seen must be in order, not all present.
-    order = ["certificate", "application", "servicePrincipal", "consent", "directoryRole", "proof", "record",
-             "completed"]
+    order = ["accepted", "certificate", "application", "servicePrincipal", "consent", "directoryRole", "proof",
+             "record", "completed"]
     seen = re.findall(r"^\[\s*\d+\.\d\ds\] \w+\s+step: (\w+)$", out, re.M)
     assert seen, out
     assert seen == sorted(seen, key=order.index), out
