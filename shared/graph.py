@@ -149,6 +149,9 @@ class Directory:
 
     def __init__(self, client) -> None:
         self.client = client
+        # Resource service principals (Microsoft Graph has hundreds of app roles) change rarely: read once
+        # per Directory, which lives at most MAX_AGE of orchestration time.
+        self._resources: dict[str, tuple[str, dict[str, str]]] = {}
 
     async def _call(self, awaitable):
         try:
@@ -219,12 +222,16 @@ class Directory:
 
     async def resource_roles(self, resource_app_id: str) -> tuple[str, dict[str, str]]:
         """The resource's service principal id in this tenant and its app roles (value → id)."""
+        if resource_app_id in self._resources:
+            return self._resources[resource_app_id]
         result = await self._call(self.client.service_principals.get(request_configuration=_query(
             filter=f"appId eq '{resource_app_id}'", select=["id", "appId", "appRoles"])))
         if not result or not result.value:
             raise GraphError(404, "ResourceNotFound", f"no service principal for resource {resource_app_id}")
         sp = result.value[0]
-        return sp.id, {role.value: str(role.id) for role in (sp.app_roles or []) if role.value}
+        roles = {role.value: str(role.id) for role in (sp.app_roles or []) if role.value}
+        self._resources[resource_app_id] = (sp.id, roles)
+        return sp.id, roles
 
     async def granted_roles(self, principal_id: str) -> set[tuple[str, str]]:
         """(resourceId, appRoleId) pairs already granted to the principal."""
