@@ -15,7 +15,6 @@ import json
 import os
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ import time
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
+
+from sandbox.process import stop_group
 
 REPO = Path(__file__).resolve().parent.parent
 TERMINAL = {"Completed", "Failed", "Terminated"}
@@ -101,16 +102,7 @@ class ProductHost:
 
     def stop(self) -> None:
         """SIGTERM the host's process group; SIGKILL if it lingers."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+        stop_group(self.proc)
 
     @property
     def base_url(self) -> str:

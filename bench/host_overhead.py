@@ -15,7 +15,6 @@ import argparse
 import itertools
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import requests
 from dateutil.parser import parse as parse_datetime
+
+from sandbox.process import stop_group
 
 REPO = Path(__file__).resolve().parent.parent
 HOST_APP = REPO / "tests" / "host_app"
@@ -88,8 +89,7 @@ def main(argv=None) -> int:
                 gaps.extend(run_gaps)
                 totals.append(elapsed * 1000 / args.hops)
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
+            stop_group(proc, timeout=15)
 
     hop = statistics.median(gaps)
     rows = [

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import ssl
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+
+from sandbox.process import stop_group
 
 
 class ConsentRefused(RuntimeError):
@@ -90,16 +91,7 @@ class Simulator:
 
     def stop(self) -> None:
         """SIGTERM the process group, then SIGKILL if it lingers."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        except ProcessLookupError:
-            pass
+        stop_group(self.process)
 
     def __enter__(self) -> Simulator:
         return self.start()

@@ -334,12 +334,7 @@ async def post_app_role_assigned_to(ctx: Ctx) -> web.StreamResponse:
 @route("DELETE", r"/servicePrincipals" + SP_REF + r"/appRoleAssignedTo/(?P<assignment>[^/]+)")
 async def delete_app_role_assigned_to(ctx: Ctx) -> web.StreamResponse:
     ctx.require("servicePrincipal.appRoleAssignedTo.delete")
-    sp = resolve_sp(ctx)
-    assignment = ctx.tenant.app_role_assignments.get(ctx.match["assignment"])
-    if assignment is None or assignment["resourceId"] != sp["id"]:
-        raise not_found(ctx.match["assignment"])
-    del ctx.tenant.app_role_assignments[assignment["id"]]
-    return respond(ctx, None, status=204)
+    return _delete_assignment(ctx, "resourceId")
 
 
 @route("GET", r"/servicePrincipals" + SP_REF + r"/appRoleAssignments")
@@ -362,9 +357,15 @@ async def post_app_role_assignment(ctx: Ctx) -> web.StreamResponse:
 @route("DELETE", r"/servicePrincipals" + SP_REF + r"/appRoleAssignments/(?P<assignment>[^/]+)")
 async def delete_app_role_assignment(ctx: Ctx) -> web.StreamResponse:
     ctx.require("servicePrincipal.appRoleAssignments.delete")
+    return _delete_assignment(ctx, "principalId")
+
+
+def _delete_assignment(ctx: Ctx, side: str) -> web.StreamResponse:
+    """Delete an assignment seen from one side (the resource's appRoleAssignedTo or the principal's
+    appRoleAssignments); one belonging to another service principal is not found from here."""
     sp = resolve_sp(ctx)
     assignment = ctx.tenant.app_role_assignments.get(ctx.match["assignment"])
-    if assignment is None or assignment["principalId"] != sp["id"]:
+    if assignment is None or assignment[side] != sp["id"]:
         raise not_found(ctx.match["assignment"])
     del ctx.tenant.app_role_assignments[assignment["id"]]
     return respond(ctx, None, status=204)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ import requests
 from azure.identity import ClientSecretCredential
 from azure.keyvault.certificates import CertificateClient
 
+from sandbox.process import kill_group, stop_group
 from shared.keyvault import certificate_name
 from shared.onboarding import application_unique_name
 from shared.state import onboarding_id
@@ -99,21 +99,11 @@ class HostProcess:
 
     def stop(self) -> int | None:
         """SIGTERM to the host's process group; SIGKILL if it does not stop."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        return self.proc.returncode
+        return stop_group(self.proc)
 
     def kill(self) -> None:
         """kill -9 (the whole group: the host and anything it started)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        kill_group(self.proc)
 
     # ---- HTTP helpers ---------------------------------------------------------------------
 
