@@ -45,8 +45,7 @@ def _error(status: int, code: str, message: str, details: list | None = None) ->
 
 
 def _store() -> StateStore:
-    # HTTP triggers have no orchestration clock; the wall clock only ages the cached client here.
-    return state_store(get_settings(), datetime.now(UTC))
+    return state_store(get_settings())
 
 
 def _record_request(instance: str, fields: dict) -> None:

@@ -3,7 +3,9 @@
 `sandbox.azure` owns the clock and serves it at ``/_sandbox/clock`` on its login origin:
 ``GET`` returns ``{"now": "<ISO-8601 UTC with Z>", "epochSeconds": float, "offsetSeconds": float}``
 and ``POST {"advanceSeconds": N}`` moves it forward (N >= 0) and returns the same document.
-Everything else (the sandbox host, tests, the demo) reads it through :class:`RemoteClock`.
+Processes started under libfaketime (sandbox/faketime.py) read it as their wall clock: the simulator writes
+its offset to a clock file whenever the clock moves, before it answers. Processes that are not (the demo, a
+host given only the clock's URL) read it through :class:`RemoteClock`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import threading
 import time
 import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
+
+from sandbox import faketime
 
 
 def isoformat_z(moment: datetime) -> str:
@@ -22,11 +27,15 @@ def isoformat_z(moment: datetime) -> str:
 
 
 class Clock:
-    """Real time plus an offset that only grows; thread-safe."""
+    """Real time plus an offset that only grows; thread-safe. With `file`, every move is written there first
+    (libfaketime's offset file), so processes following it see the new time once `advance` returns."""
 
-    def __init__(self, offset_seconds: float = 0.0) -> None:
+    def __init__(self, offset_seconds: float = 0.0, file: Path | str | None = None) -> None:
         self._offset = float(offset_seconds)
         self._lock = threading.Lock()
+        self.file = Path(file) if file else None
+        if self.file is not None:
+            faketime.write_offset(self.file, self._offset)
 
     @property
     def offset_seconds(self) -> float:
@@ -46,6 +55,8 @@ class Clock:
         if seconds < 0:
             raise ValueError("advanceSeconds must be >= 0: the sandbox clock never moves back")
         with self._lock:
+            if self.file is not None:
+                faketime.write_offset(self.file, self._offset + float(seconds))
             self._offset += float(seconds)
 
     def document(self) -> dict:
@@ -87,7 +98,9 @@ class RemoteClock:
         return self._offset  # type: ignore[return-value]
 
     def epoch(self) -> float:
-        """Sandbox time as POSIX seconds."""
+        """Sandbox time as POSIX seconds (this process's wall clock when it already follows the clock file)."""
+        if faketime.active():
+            return time.time()
         return time.time() + self.offset_seconds()
 
     def now(self) -> datetime:

@@ -2,9 +2,9 @@
 onboarding app for customer tenants) and the onboarded app's identity (a client assertion signed by
 Key Vault, so a non-exportable key never leaves the vault).
 
-The product's own credentials are shared by a worker's activities (shared/reuse.py: rebuilt once the
-orchestration clock has moved on), so tokens are fetched once, not per step. Tokens live only in those
-in-memory caches: never persisted, passed between activities, or logged.
+The product's own credentials are shared by a worker's activities (shared/reuse.py), so tokens are fetched
+once, not per step, and refreshed by azure-identity before they expire. Tokens live only in those in-memory
+caches: never persisted, passed between activities, or logged.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 
 from .reuse import shared
 from .settings import Settings, SettingsError
@@ -31,7 +30,7 @@ def _identity_options(settings: Settings) -> dict:
     return {"authority": settings.authority_host, "disable_instance_discovery": not settings.instance_discovery}
 
 
-def home_credential(settings: Settings, now: datetime):
+def home_credential(settings: Settings):
     """The Function App's own identity in its home tenant (Key Vault, Table Storage, mail)."""
 
     def build():
@@ -40,19 +39,19 @@ def home_credential(settings: Settings, now: datetime):
         return DefaultAzureCredential(managed_identity_client_id=settings.managed_identity_client_id,
                                       exclude_interactive_browser_credential=True, **_identity_options(settings))
 
-    return shared(("home", settings), now, build)
+    return shared(("home", settings), build)
 
 
-def _managed_identity(settings: Settings, now: datetime):
+def _managed_identity(settings: Settings):
     def build():
         from azure.identity import ManagedIdentityCredential
 
         return ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
 
-    return shared(("managed-identity", settings), now, build)
+    return shared(("managed-identity", settings), build)
 
 
-def provisioner_credential(settings: Settings, tenant_id: str, now: datetime):
+def provisioner_credential(settings: Settings, tenant_id: str):
     """The product's identity in a customer tenant: the multi-tenant onboarding app, authenticated by the
     managed identity's federated assertion (no secret). Without an onboarding app configured, the home
     identity is used (single-tenant deployments). A sync credential: msgraph-sdk accepts one, and a sync
@@ -63,42 +62,39 @@ def provisioner_credential(settings: Settings, tenant_id: str, now: datetime):
         if not settings.home_tenant_id or tenant_id.lower() != settings.home_tenant_id.lower():
             raise SettingsError(f"tenant {tenant_id}: only the home tenant (CERTAUTH_HOME_TENANT_ID) can be "
                                 "onboarded unless CERTAUTH_PROVISIONER_CLIENT_ID names the onboarding app")
-        return home_credential(settings, now)
+        return home_credential(settings)
 
     def build():
         from azure.identity import ClientAssertionCredential
 
-        managed = _managed_identity(settings, now)
+        managed = _managed_identity(settings)
         exchange_scope = f"{settings.token_exchange_audience}/.default"
         return ClientAssertionCredential(tenant_id, settings.provisioner_client_id,
                                          lambda: managed.get_token(exchange_scope).token,
                                          **_identity_options(settings))
 
-    return shared(("provisioner", settings, tenant_id), now, build)
+    return shared(("provisioner", settings, tenant_id), build)
 
 
 def keyvault_signed_assertion(settings: Settings, tenant_id: str, client_id: str, certificate_der: bytes,
-                              sign: Callable[[bytes], bytes], now: datetime) -> Callable[[], str]:
+                              sign: Callable[[bytes], bytes]) -> Callable[[], str]:
     """A client-assertion factory for the onboarded app: RS256 over SHA-256, signed by `sign` (Key Vault).
 
-    Times start from `now` (the orchestration's clock) plus the time elapsed since, so the assertion
-    is judged on the same clock as the rest of the onboarding."""
-    started = time.monotonic()
+    Its times are the wall clock's when a token is asked for, as MSAL's own assertions are."""
     header = {"alg": "RS256", "typ": "JWT", "x5t": _b64url(hashlib.sha1(certificate_der).digest())}
     audience = f"{settings.authority_host}/{tenant_id}/oauth2/v2.0/token"
-    made: list[tuple[float, str]] = []
+    made: list[tuple[int, str]] = []
 
     def assertion() -> str:
-        elapsed = time.monotonic() - started
+        issued = int(time.time())
         # One signature serves every token request of the next few minutes (as MSAL reuses assertions).
-        if made and elapsed - made[0][0] < ASSERTION_LIFETIME / 2:
+        if made and 0 <= issued - made[0][0] < ASSERTION_LIFETIME / 2:
             return made[0][1]
-        issued = int(now.timestamp() + elapsed)
         claims = {"aud": audience, "iss": client_id, "sub": client_id, "jti": str(uuid.uuid4()),
                   "nbf": issued, "iat": issued, "exp": issued + ASSERTION_LIFETIME}
         signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
         signature = sign(hashlib.sha256(signing_input.encode()).digest())
-        made[:] = [(elapsed, f"{signing_input}.{_b64url(signature)}")]
+        made[:] = [(issued, f"{signing_input}.{_b64url(signature)}")]
         return made[0][1]
 
     return assertion

@@ -11,15 +11,17 @@ import asyncio
 import base64
 import hashlib
 import logging
+import time
 import uuid
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .reuse import MAX_AGE
 from .settings import Settings
 
 log = logging.getLogger(__name__)
+
+RESOURCE_ROLES_TTL = 3600.0  # seconds a resource service principal's app roles are reused
 
 
 # Errors Graph answers while a new object has not replicated yet (REFERENCE.md, "Directory replication").
@@ -117,7 +119,7 @@ def _query(filter: str | None = None, select: list[str] | None = None):
 _directories: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def directory_for(settings: Settings, tenant_id: str, now: datetime) -> Directory:
+def directory_for(settings: Settings, tenant_id: str) -> Directory:
     """Graph in one tenant through the product's identity. The msgraph client (its httpx connection pool)
     belongs to the running event loop, so it is shared per loop; the credential is shared per process."""
     from .credentials import provisioner_credential
@@ -125,11 +127,11 @@ def directory_for(settings: Settings, tenant_id: str, now: datetime) -> Director
     loop = asyncio.get_running_loop()
     per_loop = _directories.setdefault(loop, {})
     key = (settings, tenant_id)
-    entry = per_loop.get(key)
-    if entry is None or abs(now - entry[0]) > MAX_AGE:
-        credential = OffLoopCredential(provisioner_credential(settings, tenant_id, now))
-        entry = per_loop[key] = (now, Directory(graph_client(settings, credential)))
-    return entry[1]
+    directory = per_loop.get(key)
+    if directory is None:
+        credential = OffLoopCredential(provisioner_credential(settings, tenant_id))
+        directory = per_loop[key] = Directory(graph_client(settings, credential))
+    return directory
 
 
 class OffLoopCredential:
@@ -150,8 +152,8 @@ class Directory:
     def __init__(self, client) -> None:
         self.client = client
         # Resource service principals (Microsoft Graph has hundreds of app roles) change rarely: read once
-        # per Directory, which lives at most MAX_AGE of orchestration time.
-        self._resources: dict[str, tuple[str, dict[str, str]]] = {}
+        # per RESOURCE_ROLES_TTL, so a long-lived worker still sees app roles Microsoft adds.
+        self._resources: dict[str, tuple[float, tuple[str, dict[str, str]]]] = {}
 
     async def _call(self, awaitable):
         try:
@@ -222,15 +224,16 @@ class Directory:
 
     async def resource_roles(self, resource_app_id: str) -> tuple[str, dict[str, str]]:
         """The resource's service principal id in this tenant and its app roles (value → id)."""
-        if resource_app_id in self._resources:
-            return self._resources[resource_app_id]
+        cached = self._resources.get(resource_app_id)
+        if cached is not None and time.monotonic() - cached[0] < RESOURCE_ROLES_TTL:
+            return cached[1]
         result = await self._call(self.client.service_principals.get(request_configuration=_query(
             filter=f"appId eq '{resource_app_id}'", select=["id", "appId", "appRoles"])))
         if not result or not result.value:
             raise GraphError(404, "ResourceNotFound", f"no service principal for resource {resource_app_id}")
         sp = result.value[0]
         roles = {role.value: str(role.id) for role in (sp.app_roles or []) if role.value}
-        self._resources[resource_app_id] = (sp.id, roles)
+        self._resources[resource_app_id] = (time.monotonic(), (sp.id, roles))
         return sp.id, roles
 
     async def granted_roles(self, principal_id: str) -> set[tuple[str, str]]:

@@ -46,13 +46,13 @@ class CertificateInfo:
         return asdict(self)
 
 
-def vault_for(settings, now: datetime) -> CertificateVault:
+def vault_for(settings) -> CertificateVault:
     """The product's vault client, shared by a worker's activities (see shared/reuse.py)."""
     from .credentials import home_credential
     from .reuse import shared
 
-    return shared(("vault", settings), now, lambda: CertificateVault(
-        settings.require("key_vault_url"), home_credential(settings, now),
+    return shared(("vault", settings), lambda: CertificateVault(
+        settings.require("key_vault_url"), home_credential(settings),
         verify_challenge_resource=settings.keyvault_verify_challenge_resource))
 
 

@@ -21,7 +21,7 @@ import hashlib
 import inspect
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from . import catalog
 from .credentials import keyvault_signed_assertion, onboarded_app_credential
@@ -152,8 +152,7 @@ class Onboarding:
     def store(self) -> StateStore:
         """Table Storage (built on first use)."""
         if self._store is None:
-            # The wall clock only ages the process-wide client here; no onboarding decision depends on it.
-            self._store = state_store(self.settings, datetime.now(UTC))
+            self._store = state_store(self.settings)
         return self._store
 
     def progress(self, step: str, at: datetime, fields: dict, event: str, details: dict | None = None) -> None:
@@ -172,8 +171,8 @@ class Onboarding:
         run = self.request.get("runStartedAt", "")
         return f"{run.replace(':', '').replace('+', 'p')}-{step}"
 
-    def _vault(self, now: datetime) -> CertificateVault:
-        return vault_for(self.settings, now)
+    def _vault(self) -> CertificateVault:
+        return vault_for(self.settings)
 
     # -- 1. certificate -------------------------------------------------------------------------------------
     @step_outcome("certificate")
@@ -182,7 +181,7 @@ class Onboarding:
         from azure.core.exceptions import HttpResponseError
 
         options = self.request["certificate"]
-        vault = self._vault(now)
+        vault = self._vault()
         try:
             info, created = vault.ensure(
                 certificate_name(self.id), certificate_subject(self.settings, self.mailbox),
@@ -205,8 +204,8 @@ class Onboarding:
         return {"ok": True, "certificate": info.to_json(), "created": created}
 
     # -- Graph steps (async: msgraph-sdk is async only) ------------------------------------------------------
-    async def _with_directory(self, step: str, now: datetime, work):
-        directory = directory_for(self.settings, self.tenant_id, now)
+    async def _with_directory(self, step: str, work):
+        directory = directory_for(self.settings, self.tenant_id)
         try:
             return await work(directory)
         except GraphError as error:
@@ -241,7 +240,7 @@ class Onboarding:
             return {"ok": True, "appId": app["appId"], "applicationObjectId": app["id"], "created": app["created"],
                     "keyAdded": key_added, "createdAt": app["createdDateTime"] or now.isoformat()}
 
-        return await self._with_directory("application", now, work)
+        return await self._with_directory("application", work)
 
     @step_outcome("servicePrincipal")
     async def ensure_service_principal(self, application: dict, now: datetime) -> dict:
@@ -261,7 +260,7 @@ class Onboarding:
                           {"ServicePrincipalId": sp["id"]})
             return {"ok": True, "servicePrincipalId": sp["id"], "created": sp["created"]}
 
-        return await self._with_directory("servicePrincipal", now, work)
+        return await self._with_directory("servicePrincipal", work)
 
     @step_outcome("consent")
     async def grant_permissions(self, service_principal_id: str, now: datetime) -> dict:
@@ -298,7 +297,7 @@ class Onboarding:
                           "consent.granted" if added else "consent.exists", {"Added": json.dumps(added)})
             return {"ok": True, "granted": granted, "added": added}
 
-        return await self._with_directory("consent", now, work)
+        return await self._with_directory("consent", work)
 
     @step_outcome("directoryRole")
     async def ensure_directory_role(self, service_principal_id: str, now: datetime) -> dict:
@@ -318,7 +317,7 @@ class Onboarding:
                           {"RoleTemplateId": role.template_id})
             return {"ok": True, "role": role.display_name, "roleTemplateId": role.template_id, "added": added}
 
-        return await self._with_directory("directoryRole", now, work)
+        return await self._with_directory("directoryRole", work)
 
     # -- 6. proof ------------------------------------------------------------------------------------------
     @step_outcome("proof")
@@ -328,10 +327,10 @@ class Onboarding:
         from azure.core.exceptions import ClientAuthenticationError
 
         info = CertificateInfo(**certificate)
-        vault = self._vault(now)
+        vault = self._vault()
         assertion = keyvault_signed_assertion(
             self.settings, self.tenant_id, application["appId"], base64.b64decode(info.cer),
-            lambda digest: vault.sign(info.key_id, "RS256", digest), now)
+            lambda digest: vault.sign(info.key_id, "RS256", digest))
         credential = onboarded_app_credential(self.settings, self.tenant_id, application["appId"], assertion)
         roles: dict[str, list[str]] = {}
         missing: list[str] = []

@@ -54,7 +54,7 @@ def store_for(connection_string: str) -> StateStore:
     return StateStore(connection_string)
 
 
-def state_store(settings, now: datetime) -> StateStore:
+def state_store(settings) -> StateStore:
     """The product's store: a connection string when one is set, else the Table endpoint with the Function
     App's own identity (identity-based AzureWebJobsStorage)."""
     from .credentials import home_credential
@@ -64,8 +64,8 @@ def state_store(settings, now: datetime) -> StateStore:
     if settings.tables_connection:
         return store_for(settings.tables_connection)
     if settings.tables_endpoint:
-        return shared(("state", settings.tables_endpoint), now, lambda: StateStore(
-            service=TableServiceClient(settings.tables_endpoint, credential=home_credential(settings, now))))
+        return shared(("state", settings.tables_endpoint), lambda: StateStore(
+            service=TableServiceClient(settings.tables_endpoint, credential=home_credential(settings))))
     raise SettingsError("application setting TABLES_CONNECTION_STRING (or AzureWebJobsStorage, or "
                         "AzureWebJobsStorage__accountName for identity-based storage) is required but not set")
 
