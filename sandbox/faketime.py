@@ -33,14 +33,14 @@ def write_offset(path: Path | str, offset_seconds: float) -> None:
     os.replace(temporary, path)
 
 
-def _libfaketime_additions() -> dict[str, str]:
+def _libfaketime_additions(preloaded: str) -> dict[str, str]:
     import libfaketime  # the PyPI package ships the built library (requirements-dev.txt)
 
     _, additions = libfaketime.get_reload_information()
     additions = dict(additions)
     # The library by absolute path, ahead of whatever is already preloaded (never twice).
     library = os.path.join(libfaketime._get_lib_path(), "libfaketime.so.1")
-    others = [item for item in os.environ.get("LD_PRELOAD", "").split(":") if item and "libfaketime" not in item]
+    others = [item for item in preloaded.split(":") if item and "libfaketime" not in item]
     additions["LD_PRELOAD"] = ":".join([library, *others])
     additions.pop("LD_LIBRARY_PATH", None)
     return additions
@@ -51,7 +51,7 @@ def environment(clock_file: Path | str, base: dict[str, str] | None = None) -> d
     if not sys.platform.startswith("linux"):
         raise RuntimeError("the sandbox clock needs libfaketime's LD_PRELOAD (Linux)")
     env = dict(os.environ if base is None else base)
-    env.update(_libfaketime_additions())
+    env.update(_libfaketime_additions(env.get("LD_PRELOAD", "")))
     env[TIMESTAMP_FILE] = str(Path(clock_file).resolve())
     env["FAKETIME_DID_REEXEC"] = "true"
     return env
