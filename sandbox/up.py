@@ -3,8 +3,9 @@
 ``up`` starts, each in its own process group and detached from the terminal:
   1. Azurite (``python -m sandbox.azurite``),
   2. the Entra / Graph / Key Vault simulator (``python -m sandbox.azure``), which owns the sandbox clock,
+     seeded with ``SANDBOX_TENANTS`` tenants (default 3: home and two customers),
   3. the sandbox Functions host (``python -m sandbox.host``) serving ``function_app:app`` with the app
-     settings wired to the two above,
+     settings wired to the two above, its wall clock following the sandbox clock (sandbox/faketime.py),
 then writes ``.sandbox/endpoints.json`` (host URL and keys, simulator URLs, clock, CA bundle, tenants) and
 records the process ids in ``.sandbox/pids.json``.  ``down`` stops exactly those process groups and removes
 both files.  Logs go to ``.sandbox/logs/``.
@@ -22,11 +23,15 @@ import sys
 import time
 from pathlib import Path
 
+from sandbox import faketime
+
 REPO = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("SANDBOX_STATE_DIR") or REPO / ".sandbox")
 PIDS = STATE / "pids.json"
 ENDPOINTS = STATE / "endpoints.json"
 LOGS = STATE / "logs"
+# Home and two customers: one to consent to the onboarding app and one that has not.
+DEFAULT_TENANTS = 3
 
 
 class UpError(RuntimeError):
@@ -96,7 +101,9 @@ def host_settings(azurite: dict, simulator: dict) -> dict[str, str]:
     tenants = simulator.get("tenants") or []
     home = simulator.get("homeTenantId") or next((t["tenantId"] for t in tenants if t.get("home")), "")
     settings = {
-        "AzureWebJobsStorage": azurite["connectionString"],
+        # Through the simulator's Table Storage proxies when it serves them (fault rules reach them): the
+        # host's task hub on `taskhub`, the product's own state on `tables`.
+        "AzureWebJobsStorage": simulator.get("taskhubConnectionString") or azurite["connectionString"],
         "FUNCTIONS_WORKER_RUNTIME": "python",
         "GRAPH_BASE_URL": simulator["graphUrl"],
         "AZURE_AUTHORITY_HOST": simulator.get("authorityHost") or simulator["loginUrl"],
@@ -114,6 +121,8 @@ def host_settings(azurite: dict, simulator: dict) -> dict[str, str]:
                                                 if t.get("home") and "consentApp" in t), ""),
         "TASKHUB_NAME": os.environ.get("TASKHUB_NAME", "certauth"),
     }
+    if simulator.get("tablesConnectionString"):
+        settings["TABLES_CONNECTION_STRING"] = simulator["tablesConnectionString"]
     return settings
 
 
@@ -125,18 +134,37 @@ def up(args: argparse.Namespace) -> int:
         return 0
     if existing:
         down(args)
+    try:
+        tenants = int(os.environ.get("SANDBOX_TENANTS") or DEFAULT_TENANTS)
+    except ValueError:
+        tenants = 0
+    if tenants < 1:
+        print("sandbox: SANDBOX_TENANTS must be a whole number of tenants, at least 1 (the home tenant)",
+              file=sys.stderr)
+        return 2
     started: list[dict] = []
     base_env = dict(os.environ)
     base_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), base_env.get("PYTHONPATH")]))
     try:
-        azurite = _launch("azurite", "sandbox.azurite", [], base_env, started)
-        simulator = _launch("azure", "sandbox.azure", ["--state-dir", str(STATE / "azure")], base_env, started)
+        # Every process but the clock's owner follows the clock file; it exists before Azurite starts.
+        clock_file = STATE / "azure" / faketime.CLOCK_FILE
+        clock_file.parent.mkdir(parents=True, exist_ok=True)
+        faketime.write_offset(clock_file, 0)
+        azurite = _launch("azurite", "sandbox.azurite", [], faketime.environment(clock_file, base_env), started)
+        # The simulator owns the clock (real time); the host follows the clock file it writes.
+        simulator = _launch("azure", "sandbox.azure", ["--state-dir", str(STATE / "azure"),
+                                                       "--tenants", str(tenants),
+                                                       # the tables / taskhub proxies (fault rules reach them)
+                                                       "--tables-upstream", azurite["connectionString"]],
+                            faketime.without(base_env),
+                            started)
         settings = host_settings(azurite, simulator)
         host_args = ["--app", args.app, "--port", str(args.port), "--keys-file", str(STATE / "host-keys.json"),
                      "--clock-url", simulator["clockUrl"], "--ca-bundle", simulator["caBundle"]]
         if not args.no_timers:
             host_args.append("--timers")
-        host = _launch("host", "sandbox.host", host_args, dict(base_env, **settings), started)
+        host = _launch("host", "sandbox.host", host_args,
+                       faketime.environment(simulator["clockFile"], dict(base_env, **settings)), started)
     except (UpError, KeyError) as error:
         print(f"sandbox: up failed: {error}", file=sys.stderr)
         down(args)
@@ -146,8 +174,10 @@ def up(args: argparse.Namespace) -> int:
                  "taskHub": host["taskHub"]},
         "azurite": {"connectionString": azurite["connectionString"], "tableEndpoint": azurite.get("tableEndpoint")},
         "simulator": {key: simulator.get(key) for key in ("loginUrl", "authorityHost", "graphUrl", "vaultUrl",
-                                                          "identityEndpoint", "identityHeader", "adminUrl")},
+                                                          "identityEndpoint", "identityHeader", "adminUrl",
+                                                          "tablesUrl", "taskhubUrl")},
         "clockUrl": simulator["clockUrl"],
+        "clockFile": simulator["clockFile"],
         "caBundle": simulator["caBundle"],
         "homeTenantId": settings["CERTAUTH_HOME_TENANT_ID"],
         "tenants": simulator.get("tenants") or [],

@@ -57,7 +57,7 @@ def _listening(port: int) -> bool:
 @pytest.mark.timeout(90)
 def test_demo_onboards_prints_what_was_created_and_down_leaves_nothing_running(tmp_path):
     state = tmp_path / "state"
-    env = dict(os.environ, SANDBOX_STATE_DIR=str(state), PYTHONPATH=str(REPO))
+    env = dict(os.environ, SANDBOX_STATE_DIR=str(state), PYTHONPATH=str(REPO), SANDBOX_TENANTS="4")
 
     def sandbox(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True,
@@ -71,6 +71,10 @@ def test_demo_onboards_prints_what_was_created_and_down_leaves_nothing_running(t
         endpoints = json.loads((state / "endpoints.json").read_text())
         processes = _descendants(set(endpoints["pids"].values()))
         ports = _ports(endpoints)
+        assert len(endpoints["tenants"]) == 4   # SANDBOX_TENANTS: home and three customers
+        # The host follows the simulator's clock file (one clock for every process).
+        host_env = Path(f"/proc/{endpoints['pids']['host']}/environ").read_bytes().split(b"\0")
+        assert f"FAKETIME_TIMESTAMP_FILE={endpoints['clockFile']}".encode() in host_env
         demo = sandbox("sandbox.demo", "--timeout", "60", timeout=90)
     finally:
         down = sandbox("sandbox.up", "down", timeout=60)
@@ -105,3 +109,12 @@ def test_demo_onboards_prints_what_was_created_and_down_leaves_nothing_running(t
     assert not {port for port in ports if _listening(port)}
     assert not (state / "pids.json").exists()
     assert not (state / "endpoints.json").exists()
+
+
+def test_up_refuses_a_tenant_count_it_cannot_seed_and_starts_nothing(tmp_path):
+    env = dict(os.environ, SANDBOX_STATE_DIR=str(tmp_path), PYTHONPATH=str(REPO), SANDBOX_TENANTS="none")
+    up = subprocess.run([sys.executable, "-m", "sandbox.up", "up", "--port", "0"], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=60)
+    assert up.returncode == 2
+    assert "SANDBOX_TENANTS" in up.stderr
+    assert not (tmp_path / "pids.json").exists()
