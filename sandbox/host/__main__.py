@@ -33,7 +33,8 @@ log = logging.getLogger("sandbox.host")
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m sandbox.host", description=__doc__.splitlines()[0])
-    parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
+    parser.add_argument("--app", default=None, help="module:attribute of the FunctionApp (default: the one "
+                        "FunctionApp/DFApp instance in function_app.py, found as the Python worker finds it)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7071, help="0 = a free port")
     parser.add_argument("--timers", action="store_true", help="run timer triggers on their NCRONTAB schedule")
@@ -44,6 +45,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--task-hub", help="task hub name (default: host.json durableTask hubName or SandboxHub)")
     parser.add_argument("--log-level", default=os.environ.get("SANDBOX_HOST_LOG_LEVEL", "INFO"))
     parser.add_argument("--check", action="store_true", help="load and check the app, then exit")
+    parser.add_argument("--start-race-ms", type=float,
+                        default=float(os.environ.get("SANDBOX_HOST_START_RACE_MS") or 0),
+                        help="wall-clock window between a start's existence check and its insert (Azure Storage's "
+                             "create is check-then-insert); env SANDBOX_HOST_START_RACE_MS")
+    parser.add_argument("--strict-replay", action="store_true",
+                        default=os.environ.get("SANDBOX_HOST_STRICT_REPLAY", "") in ("1", "true", "True"),
+                        help="on replay also compare activity inputs, timer fireAt and child ids (DTFx compares "
+                             "only action types and names); env SANDBOX_HOST_STRICT_REPLAY=1")
     return parser.parse_args(argv)
 
 
@@ -138,7 +147,8 @@ async def serve(args: argparse.Namespace) -> int:
     keys = Keys.load(args.keys_file)
     worker = Worker()
     store = TaskHubStore(connection, task_hub)
-    engine = Engine(store, functions, worker, clock)
+    engine = Engine(store, functions, worker, clock, start_race_ms=args.start_race_ms,
+                    strict_replay=args.strict_replay)
     server = HostServer(functions, engine, worker, keys, clock, task_hub, route_prefix=route_prefix,
                         local_clock=local_clock, on_clock_advanced=engine.poke)
 

@@ -46,12 +46,13 @@ TASK_SCHEDULED, TASK_COMPLETED, TASK_FAILED = 4, 5, 6
 SUB_CREATED, SUB_COMPLETED, SUB_FAILED = 7, 8, 9
 TIMER_CREATED, TIMER_FIRED, ORCHESTRATOR_STARTED, ORCHESTRATOR_COMPLETED = 10, 11, 12, 13
 EVENT_RAISED, CONTINUE_AS_NEW = 15, 16
+EXECUTION_SUSPENDED, EXECUTION_RESUMED = 19, 20
 SCHEDULING = {TASK_SCHEDULED, TIMER_CREATED, SUB_CREATED}
 EVENT_NAMES = {0: "ExecutionStarted", 1: "ExecutionCompleted", 2: "ExecutionFailed", 3: "ExecutionTerminated",
                4: "TaskScheduled", 5: "TaskCompleted", 6: "TaskFailed", 7: "SubOrchestrationInstanceCreated",
                8: "SubOrchestrationInstanceCompleted", 9: "SubOrchestrationInstanceFailed", 10: "TimerCreated",
                11: "TimerFired", 12: "OrchestratorStarted", 13: "OrchestratorCompleted", 14: "EventSent",
-               15: "EventRaised", 16: "ContinueAsNew"}
+               15: "EventRaised", 16: "ContinueAsNew", 19: "ExecutionSuspended", 20: "ExecutionResumed"}
 
 # action types (azure.durable_functions.models.actions.ActionType)
 A_ACTIVITY, A_ACTIVITY_RETRY, A_SUB, A_SUB_RETRY, A_CONTINUE, A_TIMER, A_EVENT = 0, 1, 2, 3, 4, 5, 6
@@ -69,6 +70,22 @@ def iso(moment: float | datetime) -> str:
     if not isinstance(moment, datetime):
         moment = datetime.fromtimestamp(moment, tz=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def extension_json(value: Any) -> str:
+    """JSON text as the extension's MessagePayloadDataConverter.Serialize writes it (Newtonsoft, Formatting.None)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def stored_input(action_input: str | None) -> str | None:
+    """The stored input of an orchestration started from an SDK action (sub-orchestration, continue-as-new).
+
+    The Python SDK puts the input in the action as JSON *text* (``df_dumps``); the extension's out-of-proc shim
+    reads that property as a .NET string and passes it on as the input object, which
+    MessagePayloadDataConverter.Serialize encodes once more: the stored input is a JSON string whose content is
+    the SDK's JSON text.  (azure-functions-durable-extension OutOfProcOrchestrationShim / DurableClient)
+    """
+    return None if action_input is None else extension_json(action_input)
 
 
 def short_id(*parts: Any) -> str:
@@ -117,8 +134,12 @@ class Instance:
 
 class Engine:
     def __init__(self, store: TaskHubStore, functions: dict[str, FunctionInfo], worker: Worker, clock,
-                 activity_workers: int = 16) -> None:
+                 activity_workers: int = 16, start_race_ms: float = 0.0, strict_replay: bool = False) -> None:
         self.store = store
+        # the wall-clock window between a start's existence check and its insert (widened by tests)
+        self.start_race_seconds = max(0.0, float(start_race_ms)) / 1000.0
+        # opt-in: also compare activity / sub-orchestration inputs on replay (DTFx does not)
+        self.strict_replay = strict_replay
         self.worker = worker
         self.clock = clock
         self.orchestrators = {f.durable_name.lower(): f for f in functions.values() if f.kind == "orchestrator"}
@@ -255,17 +276,37 @@ class Engine:
                               "function. Additional info: the sandbox host knows the orchestrators "
                               f"{sorted(f.durable_name for f in self.orchestrators.values())}.")
         instance_id = instance_id or uuid.uuid4().hex
-        now = iso(self.clock.epoch())
+        # Like the Azure Storage provider, a start is check-then-insert, not atomic
+        # (DurableTask.AzureStorage AzureStorageOrchestrationService.CreateTaskOrchestrationAsync): it reads the
+        # instance row (FetchInstanceStatusAsync), refuses a start only if that row's status is one of the
+        # dedupeStatuses (the extension's default OverridableExistingInstanceStates.NonRunningStates: a
+        # running instance), enqueues the ExecutionStarted message, and only then inserts the row (or replaces
+        # it with the ETag it read) in AzureTableTrackingStore.SetNewExecutionAsync, which swallows a 409 / 412
+        # and returns false -- a result CreateTaskOrchestrationAsync ignores.  So two concurrent starts of one id
+        # are both accepted; the one whose row write lost has an ExecutionStarted whose ExecutionId does not
+        # match the Instances row, and OrchestrationSessionManager.DedupeExecutionStartedMessagesAsync discards
+        # it (DuplicateMessageDetected).  One execution runs, with the winner's input.
         with self.lock:
             existing = self.instances.get(instance_id)
             if existing and existing.status not in TERMINAL:
                 raise FileExistsError(f"An Orchestration instance with the status {existing.status} already exists.")
-        if existing:
-            self.store.purge(instance_id)
+            seen_execution = existing.execution_id if existing else None   # the row's ETag, as read
+        if self.start_race_seconds and parent is None:
+            time.sleep(self.start_race_seconds)
+        now = iso(self.clock.epoch())
         inst = Instance(instance_id)
         inst.name, inst.input, inst.parent = info.durable_name, input_json, parent
         inst.created = inst.updated = now
         inst.execution_id = uuid.uuid4().hex
+        with self.lock:
+            current = self.instances.get(instance_id)
+            if (current.execution_id if current else None) != seen_execution:
+                log.warning("DuplicateMessageDetected: discarding the ExecutionStarted of %s (execution %s): another "
+                            "start wrote the instance row first", instance_id, inst.execution_id)
+                return instance_id
+            self.instances[instance_id] = inst   # this start's row write wins
+        if existing:
+            self.store.purge(instance_id)
         message = {"id": short_id("start", instance_id, inst.execution_id), "kind": "ExecutionStarted",
                    "enqueued": self._enqueued(), "name": info.durable_name, "input": input_json,
                    "executionId": inst.execution_id, "parent": parent}
@@ -274,7 +315,6 @@ class Engine:
         self.store.put_instance_row(instance_id, inst.state())
         inst.persisted.add(message["id"])
         with self.lock:
-            self.instances[instance_id] = inst
             inst.queue.append(message)
             self._mark_ready(instance_id)
         return instance_id
@@ -327,9 +367,12 @@ class Engine:
         self.wake.notify_all()
 
     def _push_timer(self, instance_id: str, message: dict) -> None:
-        self._timer_seq += 1
-        heapq.heappush(self.timers, (float(message["visibleAt"]), self._timer_seq, instance_id, message))
-        self.wake.notify_all()
+        # Callers may or may not hold the lock (recovery runs before the loops start): take it here, it is
+        # re-entrant, so notify_all() always runs on an acquired condition.
+        with self.lock:
+            self._timer_seq += 1
+            heapq.heappush(self.timers, (float(message["visibleAt"]), self._timer_seq, instance_id, message))
+            self.wake.notify_all()
 
     def _timer_loop(self) -> None:
         while True:
@@ -358,9 +401,9 @@ class Engine:
                     return
                 instance_id = self.ready.popleft()
                 inst = self.instances.get(instance_id)
-                if inst is None or not inst.queue:
+                message = self._next_message(inst) if inst is not None else None
+                if message is None:
                     continue
-                message = inst.queue[0]
             try:
                 self._episode(inst, message)
             except Exception:
@@ -370,11 +413,24 @@ class Engine:
                     self._mark_ready(instance_id)
                 continue
             with self.lock:
-                if inst.queue and inst.queue[0] is message:
-                    inst.queue.popleft()
-                if inst.queue and self.instances.get(instance_id) is inst:
+                for index, queued in enumerate(inst.queue):
+                    if queued is message:
+                        del inst.queue[index]
+                        break
+                if self._next_message(inst) is not None and self.instances.get(instance_id) is inst:
                     self._mark_ready(instance_id)
                 self.changed.notify_all()
+
+    @staticmethod
+    def _next_message(inst: Instance) -> dict | None:
+        """The next message to process; a Suspended instance takes only Resume and Terminate, the others wait.
+
+        DTFx (DurableTask.Core TaskOrchestrationDispatcher / OrchestrationRuntimeState) keeps the messages of a
+        suspended instance and processes them after ExecutionResumed.
+        """
+        if inst.status != "Suspended":
+            return inst.queue[0] if inst.queue else None
+        return next((message for message in inst.queue if message["kind"] in ("Resume", "Terminate")), None)
 
     # ---- the episode ----------------------------------------------------------------------
 
@@ -400,11 +456,21 @@ class Engine:
         new: list[tuple[dict, dict]] = [({"EventType": ORCHESTRATOR_STARTED, "EventId": -1, "Timestamp": stamp},
                                          {"msg": message["id"]})]
         if kind == "Terminate":
-            new.append(({"EventType": EXECUTION_TERMINATED, "EventId": -1, "Timestamp": stamp,
-                         "Input": json.dumps(message.get("reason"))}, {}))
+            # ExecutionTerminatedEvent.Input and the instance's Output are the reason as given (not JSON); the
+            # status API shows it through DurableClient.ParseToJToken (JSON if it parses, else the raw text)
             reason = message.get("reason")
-            return self._finish(inst, message, new, "Terminated", json.dumps(reason), None, stamp,
+            new.append(({"EventType": EXECUTION_TERMINATED, "EventId": -1, "Timestamp": stamp, "Input": reason}, {}))
+            return self._finish(inst, message, new, "Terminated", reason, None, stamp,
                                 failure=f"Sub-orchestration '{inst.name}' was terminated: {reason}")
+        if kind in ("Suspend", "Resume"):
+            suspend = kind == "Suspend"
+            if (inst.status == "Suspended") == suspend:
+                return self._drop(inst, message, f"instance is already {inst.status}")
+            # DTFx appends ExecutionSuspended / ExecutionResumed without running the orchestrator
+            new.append(({"EventType": EXECUTION_SUSPENDED if suspend else EXECUTION_RESUMED, "EventId": -1,
+                         "Timestamp": stamp, "Reason": message.get("reason")}, {}))
+            new.append(({"EventType": ORCHESTRATOR_COMPLETED, "EventId": -1, "Timestamp": stamp}, {}))
+            return self._commit(inst, message, new, "Suspended" if suspend else "Running", stamp, [])
         new.append((self._event_for(inst, message, stamp), {}))
 
         if info is None:
@@ -414,7 +480,11 @@ class Engine:
         past = [dict(event, IsPlayed=True) for event in inst.history]
         fresh = [dict(event, IsPlayed=False) for event, _ in new]
         context = {
-            "history": past + fresh, "input": inst.input, "instanceId": inst.id, "isReplaying": bool(past),
+            # the extension embeds the stored input parsed once, as a JSON value (OrchestrationTriggerAttribute-
+            # BindingProvider.OrchestrationContextToString: new JProperty("input", GetInputAsJson())), and the SDK's
+            # get_input() decodes that value once more (DurableOrchestrationContext.get_input -> df_loads).
+            "history": past + fresh, "input": json.loads(inst.input) if inst.input is not None else None,
+            "instanceId": inst.id, "isReplaying": bool(past),
             "parentInstanceId": (inst.parent or {}).get("instanceId"), "upperSchemaVersion": 1,
             "upperSchemaVersionNew": 2, "maximumShortTimerDuration": MAX_SHORT_TIMER,
             "longRunningTimerIntervalDuration": LONG_TIMER_INTERVAL,
@@ -518,7 +588,7 @@ class Engine:
                             if event["EventType"] in SCHEDULING and meta.get("kind") == "primary"),
                            key=lambda pair: pair[0]["EventId"])
         for index, (action, (event, _)) in enumerate(zip(actions, primaries, strict=False)):
-            problem = self._difference(action, event)
+            problem = self._difference(action, event, self.strict_replay)
             if problem:
                 raise NonDeterminismError(
                     f"Non-deterministic workflow detected: action #{index} of orchestrator '{inst.name}' "
@@ -529,23 +599,32 @@ class Engine:
         return actions[len(primaries):]
 
     @staticmethod
-    def _difference(action: dict, event: dict) -> str | None:
+    def _difference(action: dict, event: dict, strict: bool = False) -> str | None:
+        """What differs between a replayed action and its history event, as DTFx checks it.
+
+        DurableTask.Core TaskOrchestrationContext.HandleTaskScheduledEvent / HandleTimerCreatedEvent /
+        HandleSubOrchestrationCreatedEvent compare the action's type at that sequence number and, for activities
+        and sub-orchestrations, the name (OrdinalIgnoreCase) -- not the input, a timer's fireAt or a child's
+        instance id (the Python SDK does no check of its own).  ``strict`` (--strict-replay) adds those.
+        """
         kind = action["actionType"]
         expected = {A_ACTIVITY: TASK_SCHEDULED, A_ACTIVITY_RETRY: TASK_SCHEDULED, A_SUB: SUB_CREATED,
                     A_SUB_RETRY: SUB_CREATED, A_TIMER: TIMER_CREATED}.get(kind)
         if expected != event["EventType"]:
             return "the action type differs"
         if kind == A_TIMER:
-            if parse_datetime(action["fireAt"]) != parse_datetime(event["FireAt"]):
-                return f"fireAt {action['fireAt']} != {event['FireAt']}"
+            if strict and parse_datetime(action["fireAt"]) != parse_datetime(event["FireAt"]):
+                return f"fireAt {action['fireAt']} != {event['FireAt']} (strict replay)"
             return None
         if action["functionName"].lower() != (event.get("Name") or "").lower():
             return "the function name differs"
+        if not strict:
+            return None
         if action.get("input") != event.get("Input"):
-            return f"the input differs ({action.get('input')} != {event.get('Input')})"
+            return f"the input differs ({action.get('input')} != {event.get('Input')}; strict replay)"
         if kind in (A_SUB, A_SUB_RETRY) and action.get("instanceId") and action["instanceId"] != event.get(
                 "InstanceId"):
-            return "the sub-orchestration instance id differs"
+            return "the sub-orchestration instance id differs (strict replay)"
         return None
 
     @staticmethod
@@ -662,10 +741,11 @@ class Engine:
                      "OrchestrationStatus": "ContinuedAsNew", "Result": action.get("input")}, {}))
         # the new execution starts from an empty history with the new input
         execution_id = uuid.uuid4().hex
+        new_input = stored_input(action.get("input"))
         start = {"id": short_id("start", inst.id, execution_id), "kind": "ExecutionStarted",
-                 "enqueued": self._enqueued(), "name": inst.name, "input": action.get("input"),
+                 "enqueued": self._enqueued(), "name": inst.name, "input": new_input,
                  "executionId": execution_id, "parent": inst.parent}
-        self._commit(inst, message, new, "Running", stamp, [], restart=(execution_id, action.get("input"), start))
+        self._commit(inst, message, new, "Running", stamp, [], restart=(execution_id, new_input, start))
 
     # ---- commit ---------------------------------------------------------------------------
 
@@ -771,7 +851,7 @@ class Engine:
             if existing is not None and existing.parent == parent_ref:
                 return   # already started by a previous attempt of this episode
         try:
-            self.start_new(info.durable_name, child["instanceId"], child.get("input"), parent=parent_ref)
+            self.start_new(info.durable_name, child["instanceId"], stored_input(child.get("input")), parent=parent_ref)
         except FileExistsError as error:
             note = {"id": short_id("subdone", child["instanceId"], "exists"), "kind": "SubOrchestrationFailed",
                     "taskId": child["taskId"], "reason": str(error), "details": None,

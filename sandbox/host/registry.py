@@ -144,7 +144,42 @@ def resolve_setting(value: str) -> str:
     return value
 
 
-def import_app(spec: str):
+SCRIPT_FILE_SETTING = "PYTHON_SCRIPT_FILE_NAME"
+SCRIPT_FILE_DEFAULT = "function_app.py"
+
+
+def discover_app():
+    """Find the app as the Python worker does when no ``--app`` is given.
+
+    azure-functions-python-worker ``loader.index_function_app``: import the script file (app setting
+    PYTHON_SCRIPT_FILE_NAME, default function_app.py) as a module and take the one module attribute that is an
+    ``azure.functions.FunctionRegister`` (FunctionApp, DFApp, ...), whatever its name; two are an error, none
+    is an error.
+    """
+    from azure.functions import FunctionRegister
+
+    script = os.environ.get(SCRIPT_FILE_SETTING) or SCRIPT_FILE_DEFAULT
+    module_name = os.path.splitext(os.path.basename(script))[0]
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module = importlib.import_module(module_name)
+    app = None
+    for name in module.__dir__():
+        candidate = getattr(module, name, None)
+        if isinstance(candidate, FunctionRegister):
+            if app is not None and candidate is not app:
+                raise AppLoadError(f"More than one {app.__class__.__name__} or other top level function app "
+                                   "instances are defined.")
+            app = candidate
+    if app is None:
+        raise AppLoadError(f"Could not find top level function app instances in {script}.")
+    return module, app
+
+
+def import_app(spec: str | None):
+    """The app named by ``module:attribute``, or (no spec) the one the worker would find in function_app.py."""
+    if not spec:
+        return discover_app()
     module_name, _, attribute = spec.partition(":")
     attribute = attribute or "app"
     if os.getcwd() not in sys.path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import traceback
@@ -14,7 +15,7 @@ from aiohttp import web
 from azure.functions.timer import TimerRequest
 from dateutil.parser import parse as parse_datetime
 
-from .engine import EVENT_NAMES, SCHEDULING, TERMINAL, Engine
+from .engine import EVENT_NAMES, SCHEDULING, TERMINAL, Engine, extension_json
 from .keys import Keys
 from .registry import FunctionInfo
 from .taskhub import loads_or_none, table_safe
@@ -22,6 +23,23 @@ from .worker import Worker
 
 log = logging.getLogger("sandbox.host.http")
 WEBHOOK = "/runtime/webhooks/durabletask"
+# OrchestrationStatusQueryCondition.PageSize default (azure-functions-durable-extension)
+DEFAULT_PAGE_SIZE = 100
+CONTINUATION_HEADER = "x-ms-continuation-token"
+
+
+def _error(status: int, message: str, error: Exception | None = None) -> web.Response:
+    """HttpRequestMessageExtensions.CreateErrorResponse: {Message} or {Message, ExceptionMessage, ...}."""
+    body: dict = {"Message": message}
+    if error is not None:
+        body.update(ExceptionMessage=str(error), ExceptionType=type(error).__name__, StackTrace=None)
+    return web.json_response(body, status=status)
+
+
+def _bool_query(query, name: str) -> bool | None:
+    """bool.TryParse of a query value (case-insensitive 'true' / 'false'; anything else: absent)."""
+    value = (query.get(name) or "").strip().lower()
+    return {"true": True, "false": False}.get(value)
 
 
 def _status_time(value: str) -> str:
@@ -189,20 +207,27 @@ class HostServer:
                                       "ExceptionMessage": traceback.format_exc(limit=2)}, status=500)
 
     @staticmethod
-    def _input_from_body(raw: bytes) -> str | None:
-        """The JSON text of an input: the Python client JSON-encodes it twice, curl once."""
+    def _start_input(raw: bytes) -> str | None:
+        """The stored input of a start request, decoded exactly once as the extension does.
+
+        HttpApiHandler.HandleStartOrchestratorRequestAsync: ``input = JsonConvert.DeserializeObject(body)`` (an
+        empty body is no input), then DurableClient.StartNewAsync -> MessagePayloadDataConverter.Serialize(input).
+        So a body ``{"a":1}`` is stored as ``{"a":1}``, a body ``"9361"`` as ``"9361"`` (a JSON string), and the
+        Python client's body (``df_dumps(input)`` posted with aiohttp ``json=``, i.e. JSON text inside a JSON
+        string) as that JSON string.  Raises ValueError for a body that is not JSON.
+        """
         if not raw.strip():
             return None
         value = json.loads(raw)
-        if value is None:
-            return None
-        if isinstance(value, str):
-            try:
-                json.loads(value)
-                return value
-            except ValueError:
-                return json.dumps(value)
-        return json.dumps(value)
+        return None if value is None else extension_json(value)
+
+    @staticmethod
+    def _event_input(raw: bytes) -> str:
+        """The stored EventRaised input: HttpApiHandler.HandleRaiseEventRequestAsync parses the body once
+        (MessagePayloadDataConverter.ConvertToJToken; empty or invalid -> JsonReaderException) and
+        RaiseEventAsync serializes that token.  The Python client posts ``json.dumps(data)`` with aiohttp
+        ``json=``, so its data arrives as a JSON *string* (azure-functions-durable-python issue #295)."""
+        return extension_json(json.loads(raw.decode("utf-8")))
 
     async def durable_api(self, request: web.Request, tail: str, public: bool) -> web.StreamResponse:
         parts = [unquote(p) for p in tail.strip("/").split("/")] if tail.strip("/") else []
@@ -211,9 +236,9 @@ class HostServer:
         run = asyncio.get_running_loop().run_in_executor
         if parts and parts[0] == "orchestrators" and len(parts) in (2, 3) and method == "POST":
             try:
-                input_json = self._input_from_body(await request.read())
-            except ValueError:
-                return web.json_response({"Message": "The request content is not valid JSON."}, status=400)
+                input_json = self._start_input(await request.read())
+            except ValueError as error:
+                return _error(400, "Invalid JSON content", error)
             instance_id = parts[2] if len(parts) == 3 else None
             if instance_id is not None and not table_safe(instance_id):
                 return web.json_response({"Message": "Invalid instance id.", "ExceptionMessage":
@@ -230,47 +255,97 @@ class HostServer:
                 "Location": payload["statusQueryGetUri"], "Retry-After": "10"})
         if parts and parts[0] == "instances":
             if len(parts) == 1 and method == "GET":
-                return web.json_response(self._query(request))
+                return self._list(request)
             if len(parts) == 1 and method == "DELETE":
                 return await self._purge_by(request)
             instance_id = parts[1]
             inst = self.engine.get(instance_id)
             if len(parts) == 2 and method == "GET":
-                if inst is None:
-                    return web.Response(status=404)
-                document = self._status(inst, request.query)
-                status = 202 if inst.status not in TERMINAL else 200
-                headers = {}
-                if status == 202 and public:
-                    headers = {"Location": self._management_urls(instance_id, origin)["statusQueryGetUri"],
-                               "Retry-After": "10"}
-                if inst.status == "Failed" and request.query.get("returnInternalServerErrorOnFailure") == "true":
-                    status = 500
-                return web.json_response(document, status=status, headers=headers)
+                return self._get_status(request, inst)
             if len(parts) == 2 and method == "DELETE":
                 deleted = await run(None, self.engine.purge, instance_id)
                 if not deleted:
                     return web.json_response({"instancesDeleted": 0}, status=404)
                 return web.json_response({"instancesDeleted": 1})
+            if len(parts) == 3 and parts[2].lower() == "restart" and method == "POST":
+                return await self._restart(request, instance_id, inst, origin)
             if inst is None:
                 return web.Response(status=404)
             if len(parts) == 4 and parts[2] == "raiseEvent" and method == "POST":
+                # HttpApiHandler.HandleRaiseEventRequestAsync: 404 / 410, then the media type, then the JSON
                 if inst.status in TERMINAL:
                     return web.Response(status=410)
+                if request.content_type.lower() != "application/json":
+                    return _error(400, "Only application/json request content is supported")
                 try:
-                    input_json = self._input_from_body(await request.read())
-                except ValueError:
-                    return web.Response(status=400)
+                    input_json = self._event_input(await request.read())
+                except ValueError as error:
+                    return _error(400, "Invalid JSON content", error)
                 await run(None, lambda: self.engine.send(instance_id, "EventRaised", name=parts[3],
                                                          input=input_json))
                 return web.Response(status=202)
-            if len(parts) == 3 and parts[2] == "terminate" and method == "POST":
+            operation = parts[2].lower() if len(parts) == 3 else None
+            if operation in ("terminate", "suspend", "resume") and method == "POST":
+                # HttpApiHandler.Handle{Terminate,Suspend,Resume}InstanceRequestAsync: 410 once completed
                 if inst.status in TERMINAL:
                     return web.Response(status=410)
+                # DurableClient.SuspendAsync / ResumeAsync throw InvalidOperationException for an instance in
+                # another state (IsOrchestrationSuspendable: Running, Pending, ContinuedAsNew; resume: Suspended),
+                # which HttpApiHandler.HandleRequestAsync answers with 500.
+                allowed = ("Running", "Pending", "ContinuedAsNew") if operation == "suspend" else \
+                    ("Suspended",) if operation == "resume" else None
+                if allowed is not None and inst.status not in allowed:
+                    return _error(500, "Something went wrong while processing your request", RuntimeError(
+                        f"Cannot {operation} the orchestration instance {instance_id} because instance is in the "
+                        f"{inst.status} state."))
                 reason = request.query.get("reason", "")
-                await run(None, lambda: self.engine.send(instance_id, "Terminate", reason=reason))
+                kind = {"terminate": "Terminate", "suspend": "Suspend", "resume": "Resume"}[operation]
+                await run(None, lambda: self.engine.send(instance_id, kind, reason=reason))
                 return web.Response(status=202)
         return web.json_response({"Message": f"No durable API route for {method} {tail}"}, status=404)
+
+    def _get_status(self, request: web.Request, inst) -> web.Response:
+        """HttpApiHandler.HandleGetStatusRequestAsync for one instance.
+
+        Running, Pending, ContinuedAsNew, Suspended -> 202 with ``Location`` = the request URI and
+        ``Retry-After: 5``; Completed, Terminated -> 200; Failed -> 200, or 500 with
+        ``returnInternalServerErrorOnFailure=true``; unknown -> 404.
+        """
+        if inst is None:
+            return web.Response(status=404)
+        document = self._status(inst, request.query)
+        if inst.status == "Failed":
+            status = 500 if _bool_query(request.query, "returnInternalServerErrorOnFailure") else 200
+            return web.json_response(document, status=status)
+        if inst.status in TERMINAL:
+            return web.json_response(document, status=200)
+        return web.json_response(document, status=202, headers={"Location": str(request.url), "Retry-After": "5"})
+
+    async def _restart(self, request: web.Request, instance_id: str, inst, origin: str) -> web.Response:
+        """HttpApiHandler.HandleRestartInstanceRequestAsync -> DurableClient.RestartAsync.
+
+        RestartAsync reads the instance (with its input) and starts its orchestrator again with that input,
+        under a new id unless ``restartWithNewInstanceId=false`` (the interface's default is true); the answer is
+        CreateCheckStatusResponse for the new instance (202 + management URLs).  An unknown id is an
+        ArgumentException -> 400.  Restarting a running instance under the same id hits the start's dedupe
+        (OrchestrationAlreadyExistsException) -> 500.
+        """
+        if inst is None:
+            return _error(400, "InstanceId does not match a valid orchestration instance.", ValueError(
+                f"An orchestrastion with the instanceId {instance_id} was not found."))
+        with_new_id = _bool_query(request.query, "restartWithNewInstanceId")
+        with_new_id = True if with_new_id is None else with_new_id
+        # StartNewAsync(status.Name, status.Input): the status input is ParseToJToken(stored input), serialized again
+        input_json = extension_json(json.loads(inst.input)) if inst.input is not None else None
+        run = asyncio.get_running_loop().run_in_executor
+        try:
+            new_id = await run(None, self.engine.start_new, inst.name, None if with_new_id else instance_id,
+                               input_json)
+        except FileExistsError as error:
+            return _error(500, "Something went wrong while processing your request", error)
+        payload = self._management_urls(new_id, origin)
+        return web.json_response(payload, status=202, headers={
+            "Location": payload["statusQueryGetUri"], "Retry-After": "10"})
 
     def _status(self, inst, query) -> dict:
         show_input = query.get("showInput", "true").lower() != "false"
@@ -343,10 +418,37 @@ class HostServer:
             out.append(inst)
         return out
 
-    def _query(self, request) -> list[dict]:
-        return [self._status(inst, request.query) for inst in self._filtered(request.query)]
+    def _list(self, request: web.Request) -> web.Response:
+        """HttpApiHandler.HandleGetStatusRequestAsync (list): pages of ``top`` (default 100, the
+        OrchestrationStatusQueryCondition.PageSize default), continued with the ``x-ms-continuation-token``
+        request header; the response always carries that header (empty on the last page).  The Azure Storage
+        provider scans the Instances table in key order, so pages are in instance id order here too."""
+        try:
+            top = int(request.query.get("top", ""))
+        except ValueError:
+            top = DEFAULT_PAGE_SIZE
+        top = top if top > 0 else DEFAULT_PAGE_SIZE
+        instances = sorted(self._filtered(request.query), key=lambda inst: inst.id)
+        token = request.headers.get(CONTINUATION_HEADER)
+        if token:
+            try:
+                after = json.loads(base64.urlsafe_b64decode(token.encode()).decode())["after"]
+            except (ValueError, KeyError, TypeError) as error:
+                return _error(400, "One or more of the arguments submitted is incorrect", error)
+            instances = [inst for inst in instances if inst.id > after]
+        page = instances[:top]
+        next_token = ""
+        if len(instances) > top:
+            next_token = base64.urlsafe_b64encode(json.dumps({"after": page[-1].id}).encode()).decode()
+        return web.json_response([self._status(inst, request.query) for inst in page],
+                                 headers={CONTINUATION_HEADER: next_token})
 
     async def _purge_by(self, request) -> web.Response:
+        # HttpApiHandler.HandleDeleteHistoryWithFiltersRequestAsync: createdTimeFrom is required
+        try:
+            parse_datetime(request.query.get("createdTimeFrom") or "")
+        except (ValueError, OverflowError):
+            return web.json_response("Please provide value for 'createdTimeFrom' parameter.", status=400)
         deleted = 0
         for inst in self._filtered(request.query):
             if await asyncio.get_running_loop().run_in_executor(None, self.engine.purge, inst.id):
