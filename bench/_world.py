@@ -24,6 +24,7 @@ import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
+from sandbox import faketime
 from sandbox.process import stop_group
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,8 +64,9 @@ def group_cpu_seconds(pgid: int) -> float:
 class ProductHost:
     """``python -m sandbox.host`` serving ``function_app:app`` in its own process group."""
 
-    def __init__(self, settings: dict[str, str], clock_url: str, ca_bundle: str) -> None:
+    def __init__(self, settings: dict[str, str], clock_url: str, ca_bundle: str, clock_file: str) -> None:
         self.settings = settings
+        self.clock_file = clock_file
         self.args = ["--port", "0", "--task-hub", f"Bench{uuid.uuid4().hex[:10]}", "--clock-url", clock_url,
                      "--ca-bundle", ca_bundle]
         self.proc: subprocess.Popen | None = None
@@ -72,7 +74,9 @@ class ProductHost:
         self.stderr_tail: list[str] = []
 
     def start(self, timeout: float = 60) -> ProductHost:
-        env = {**os.environ, **self.settings, "PYTHONPATH": str(REPO), "SANDBOX_HOST_LOG_LEVEL": "WARNING"}
+        # The product's wall clock follows the sandbox clock, as in `make up` (sandbox/faketime.py).
+        env = faketime.environment(self.clock_file, {**os.environ, **self.settings, "PYTHONPATH": str(REPO),
+                                                     "SANDBOX_HOST_LOG_LEVEL": "WARNING"})
         self.proc = subprocess.Popen([sys.executable, "-m", "sandbox.host", *self.args], cwd=REPO, env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, start_new_session=True)
@@ -130,10 +134,14 @@ class World:
             from sandbox.up import host_settings
 
             self.azurite = self._stack.enter_context(Azurite())
+            # The simulator fronts Azurite with its tables / taskhub proxies, and host_settings points the
+            # product's state and the host's task hub at them (as `make up` does).
             self.simulator = self._stack.enter_context(
-                Simulator("--tenants", str(self.tenants), state_dir=self.state_dir))
+                Simulator("--tenants", str(self.tenants), state_dir=self.state_dir,
+                          tables_upstream=self.azurite.connection_string))
             settings = host_settings({"connectionString": self.azurite.connection_string}, self.simulator.info)
-            self.host = ProductHost(settings, self.simulator.info["clockUrl"], self.simulator.info["caBundle"])
+            self.host = ProductHost(settings, self.simulator.info["clockUrl"], self.simulator.info["caBundle"],
+                                    self.simulator.info["clockFile"])
             self._stack.callback(self.host.stop)
             self.host.start()
             import requests

@@ -12,14 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from sandbox import faketime
 from sandbox.azure import Simulator
 from sandbox.azure.tls import BUNDLE, ensure_ca
 from sandbox.azurite import Azurite
 
+# The session runs under libfaketime (tests/sandbox_clock.py): its state directory holds the clock file
+# that the session's simulator writes, so this process and every process it starts see one clock.
 # The sandbox CA exists before any test imports a client library: aiohttp builds its default SSL context
 # when it is imported, from SSL_CERT_FILE as it is then, just as a deployed app reads its environment at
 # start. The simulator started by the tests reuses this CA (same state directory).
-SANDBOX_STATE_DIR = Path(tempfile.mkdtemp(prefix="certauth-sandbox-"))
+_CLOCK_FILE = faketime.clock_file()
+SANDBOX_STATE_DIR = _CLOCK_FILE.parent if _CLOCK_FILE else Path(tempfile.mkdtemp(prefix="certauth-sandbox-"))
 ensure_ca(SANDBOX_STATE_DIR)
 os.environ["SSL_CERT_FILE"] = os.environ["REQUESTS_CA_BUNDLE"] = str(SANDBOX_STATE_DIR / BUNDLE)
 atexit.register(shutil.rmtree, SANDBOX_STATE_DIR, True)
@@ -58,10 +62,12 @@ def customers(simulator) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def simulator():
+def simulator(azurite):
     """One simulator process for the session. It reuses the CA that tests/conftest.py made and that every
-    SDK in this process trusts (REQUESTS_CA_BUNDLE for requests/MSAL, SSL_CERT_FILE for httpx and aiohttp)."""
-    with Simulator("--tenants", str(SIMULATOR_TENANTS), state_dir=SANDBOX_STATE_DIR) as sim:
+    SDK in this process trusts (REQUESTS_CA_BUNDLE for requests/MSAL, SSL_CERT_FILE for httpx and aiohttp).
+    It fronts the session's Azurite with the `tables` / `taskhub` proxies (fault rules reach Table Storage)."""
+    with Simulator("--tenants", str(SIMULATOR_TENANTS), state_dir=SANDBOX_STATE_DIR,
+                   tables_upstream=azurite.connection_string) as sim:
         assert sim.info["caBundle"] == os.environ["SSL_CERT_FILE"]
         yield sim
 

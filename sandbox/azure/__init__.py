@@ -14,6 +14,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from sandbox import faketime
 from sandbox.process import stop_group
 
 
@@ -50,8 +51,11 @@ class Simulator:
 
     Readiness is the JSON line the process prints once every origin listens; no polling."""
 
-    def __init__(self, *args: str, state_dir: Path | str | None = None, start_timeout: float = 30.0) -> None:
+    def __init__(self, *args: str, state_dir: Path | str | None = None, start_timeout: float = 30.0,
+                 tables_upstream: str | None = None) -> None:
         self.args = list(args)
+        if tables_upstream:  # Azurite's Table endpoint or connection string: serve the tables/taskhub proxies
+            self.args += ["--tables-upstream", tables_upstream]
         self.state_dir = Path(state_dir) if state_dir else None
         self.start_timeout = start_timeout
         self.process: subprocess.Popen | None = None
@@ -65,7 +69,8 @@ class Simulator:
         if self.state_dir is not None:
             argv += ["--state-dir", str(self.state_dir)]
         root = Path(__file__).resolve().parents[2]
-        env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        # The simulator owns the sandbox clock, so it reads real time even when its parent follows the clock.
+        env = dict(faketime.without(), PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=None, cwd=root, env=env,
                                         start_new_session=True, text=True)
         line = self._read_line()
@@ -100,12 +105,12 @@ class Simulator:
         self.stop()
 
     # -- admin API ------------------------------------------------------------------------------------
-    def admin(self, method: str, path: str, body: dict | None = None) -> dict:
+    def admin(self, method: str, path: str, body: dict | None = None, timeout: float = 30) -> dict:
         """Call an admin route (path below /_sandbox) and return its JSON."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"{self.info['adminUrl']}{path}", data=data, method=method,
                                          headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, context=self._ssl, timeout=30) as response:
+        with urllib.request.urlopen(request, context=self._ssl, timeout=timeout) as response:
             return json.loads(response.read())
 
     def advance_clock(self, seconds: float) -> dict:
@@ -115,6 +120,33 @@ class Simulator:
     def set_faults(self, rules: list[dict] | None = None, replication_delay: dict | None = None) -> dict:
         """Replace the fault rules and replication delays."""
         return self.admin("PUT", "/faults", {"rules": rules or [], "replicationDelay": replication_delay or {}})
+
+    def add_faults(self, rules: list[dict]) -> dict:
+        """Add fault rules after the active ones."""
+        return self.admin("POST", "/faults", {"rules": rules})
+
+    # -- hold points: stop a request at an exact call, let it go when the test says so ------------------
+    def hold(self, name: str, origin: str = "*", method: str = "*", path: str = "", count: int = 1) -> dict:
+        """Add a hold rule: the first `count` requests matching origin / method / path (a regular expression
+        searched in the path and query) are parked before they are handled, until :meth:`release`."""
+        return self.add_faults([{"hold": name, "origin": origin, "method": method, "path": path, "count": count}])
+
+    def wait_held(self, name: str, timeout: float = 30, count: int = 1) -> list[dict]:
+        """Wait until `count` requests are parked at hold point `name`; the parked requests (origin, method,
+        path). Raises TimeoutError when they are not parked within `timeout` seconds."""
+        import urllib.error
+
+        try:
+            return self.admin("POST", f"/holds/{name}/wait", {"timeout": timeout, "count": count},
+                              timeout=timeout + 30)["held"]
+        except urllib.error.HTTPError as error:
+            if error.code == 408:
+                raise TimeoutError(f"no request held at {name!r} within {timeout} s") from None
+            raise
+
+    def release(self, name: str, status: int | None = None) -> int:
+        """Let the requests parked at `name` proceed, or fail with `status`; how many were released."""
+        return self.admin("POST", f"/holds/{name}/release", {} if status is None else {"status": status})["released"]
 
     def grant(self, tenant_id: str, roles: list[str], principal: str = "provisioner",
               resource_app_id: str = "00000003-0000-0000-c000-000000000000") -> dict:

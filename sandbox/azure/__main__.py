@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 from .server import SimulatorConfig, SimulatorServer
+from .storage_proxy import Upstream
+from .world import ORIGINS
 
 
 def parse_args(argv: list[str] | None = None) -> SimulatorConfig:
@@ -17,8 +19,11 @@ def parse_args(argv: list[str] | None = None) -> SimulatorConfig:
     parser = argparse.ArgumentParser(prog="python -m sandbox.azure", description=__doc__)
     parser.add_argument("--tenants", type=int, default=2, help="how many tenants to seed (the first is home)")
     parser.add_argument("--host", default="127.0.0.1")
-    for origin in ("login", "graph", "vault", "identity"):
+    for origin in ORIGINS:
         parser.add_argument(f"--{origin}-port", type=int, default=0, help=f"port of the {origin} origin (0 = random)")
+    parser.add_argument("--tables-upstream", default=None, metavar="URL_OR_CONNECTION_STRING",
+                        help="Azurite's Table endpoint (http://127.0.0.1:PORT/devstoreaccount1) or its connection "
+                             "string: serve the tables and taskhub proxies in front of it (fault rules reach them)")
     parser.add_argument("--state-dir", type=Path, default=Path(".sandbox"),
                         help="where the CA and the CA bundle are written")
     parser.add_argument("--provisioner-roles", default=None,
@@ -27,7 +32,13 @@ def parse_args(argv: list[str] | None = None) -> SimulatorConfig:
                         help='JSON file: {"faults": [...], "replicationDelay": {...}}')
     args = parser.parse_args(argv)
     config = SimulatorConfig(tenants=args.tenants, host=args.host, state_dir=args.state_dir,
-                             ports={o: getattr(args, f"{o}_port") for o in ("login", "graph", "vault", "identity")})
+                             ports={o: getattr(args, f"{o}_port") for o in ORIGINS},
+                             tables_upstream=args.tables_upstream)
+    if args.tables_upstream is not None:
+        try:
+            Upstream(args.tables_upstream)
+        except ValueError as exc:
+            parser.error(f"--tables-upstream: {exc}")
     if args.provisioner_roles is not None:
         config.provisioner_roles = [r for r in args.provisioner_roles.split(",") if r]
     if args.config is not None:

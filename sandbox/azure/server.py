@@ -5,11 +5,19 @@ Origins (each its own loopback port):
   graph     https  Microsoft Graph, base path /v1.0
   vault     https  Key Vault
   identity  http   the App Service managed-identity endpoint (plain HTTP, as inside App Service)
+  tables    http   Table Storage for the product's state: a proxy in front of Azurite (only with
+                   --tables-upstream); fault rules reach it, "*" rules do not
+  taskhub   http   the same for the sandbox host's task hub (its AzureWebJobsStorage)
+
+Fault rules (PUT/POST /_sandbox/faults) add latency, errors in each service's own shape, or hold points:
+a hold rule parks matching requests until POST /_sandbox/holds/{name}/release (tests wait for it with
+POST /_sandbox/holds/{name}/wait), so a test can stop the product at an exact call, not at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -19,12 +27,13 @@ from pathlib import Path
 from aiohttp import web
 
 from sandbox.clock import Clock
+from sandbox.faketime import CLOCK_FILE
 
-from . import entra
+from . import entra, storage_proxy
 from .errors import ServiceError, error_response
 from .tls import create_tls
 from .tokens import TokenIssuer
-from .world import FaultRule, RequestRecord, World
+from .world import CLOUD_ORIGINS, STORAGE_ORIGINS, FaultRule, RequestRecord, World
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +49,14 @@ class SimulatorConfig:
 
     tenants: int = 2
     host: str = "127.0.0.1"
-    ports: dict[str, int] = field(default_factory=lambda: {"login": 0, "graph": 0, "vault": 0, "identity": 0})
+    ports: dict[str, int] = field(default_factory=lambda: {"login": 0, "graph": 0, "vault": 0, "identity": 0,
+                                                           "tables": 0, "taskhub": 0})
     state_dir: Path | None = None
     provisioner_roles: list[str] = field(default_factory=lambda: list(DEFAULT_PROVISIONER_ROLES))
     faults: list[dict] = field(default_factory=list)
     replication_delay: dict[str, float] = field(default_factory=dict)
+    # Azurite's Table endpoint (URL) or connection string: when set, the tables/taskhub proxies are served.
+    tables_upstream: str | None = None
 
 
 def _tenant_of_path(path: str) -> str | None:
@@ -65,7 +77,11 @@ def _middlewares(origin: str):
                 await _apply_faults(world, origin, request)
             response = await handler(request)
         except ServiceError as exc:
-            response = error_response(origin, exc)
+            if origin in STORAGE_ORIGINS:
+                response = storage_proxy.storage_error_response(request, exc.status, exc.code, exc.message,
+                                                                exc.headers)
+            else:
+                response = error_response(origin, exc)
         except web.HTTPException as exc:
             response = exc
         if not request.path.startswith("/_sandbox"):
@@ -81,12 +97,18 @@ def _middlewares(origin: str):
 async def _apply_faults(world: World, origin: str, request: web.Request) -> None:
     now = time.monotonic()
     for rule in world.faults:
-        if rule.origin not in ("*", origin) or rule.method not in ("*", request.method):
-            continue
-        if rule.path and not re.search(rule.path, request.path_qs):
+        if not rule.matches(origin, request.method, request.path_qs):
             continue
         if rule.latency_ms:
             await asyncio.sleep(rule.latency_ms / 1000)
+        if rule.hold is not None:
+            if rule.fired >= rule.count:
+                continue
+            rule.fired += 1
+            status = await world.holds.park(rule.hold, origin, request.method, request.path_qs)
+            if status is not None:
+                raise _fault_error(origin, status, None)
+            continue
         if rule.status is None:
             continue
         if rule.rate_per_second is not None:
@@ -97,18 +119,26 @@ async def _apply_faults(world: World, origin: str, request: web.Request) -> None
         elif rule.count is not None and rule.fired >= rule.count:
             continue
         rule.fired += 1
-        headers = {}
-        if rule.retry_after is not None:
-            headers["Retry-After"] = str(int(rule.retry_after)) if float(rule.retry_after).is_integer() \
-                else str(rule.retry_after)
-        code = {429: "TooManyRequests",
-                503: "ServiceUnavailable", 500: "InternalServerError", 504: "GatewayTimeout"}.get(
-            rule.status, "UnknownError")
-        message = {429: "Too many requests. Please try again later." if origin == "graph"
-                   else "Rate limit is exceeded. Try again in a while.",
-                   503: "Service is temporarily unavailable. Please try again later."}.get(
-            rule.status, "An internal server error occurred (sandbox fault injection).")
-        raise ServiceError(rule.status, code, message, headers=headers)
+        raise _fault_error(origin, rule.status, rule.retry_after)
+
+
+def _fault_error(origin: str, status: int, retry_after: float | None) -> ServiceError:
+    """The error a fault rule (or a hold released with a status) answers, in the origin's terms."""
+    headers = {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(int(retry_after)) if float(retry_after).is_integer() else str(retry_after)
+    if origin in STORAGE_ORIGINS:
+        # Azure Storage's common codes and messages (storage_proxy.STORAGE_ERRORS); rendered as the Table
+        # service renders errors by the middleware.
+        code, message = storage_proxy.STORAGE_ERRORS.get(status, (None, None))
+        return ServiceError(status, code or "", message or "", headers=headers)
+    code = {429: "TooManyRequests",
+            503: "ServiceUnavailable", 500: "InternalServerError", 504: "GatewayTimeout"}.get(status, "UnknownError")
+    message = {429: "Too many requests. Please try again later." if origin == "graph"
+               else "Rate limit is exceeded. Try again in a while.",
+               503: "Service is temporarily unavailable. Please try again later."}.get(
+        status, "An internal server error occurred (sandbox fault injection).")
+    return ServiceError(status, code, message, headers=headers)
 
 
 # -- admin API -----------------------------------------------------------------------------------------
@@ -148,21 +178,114 @@ async def get_faults(request: web.Request) -> web.Response:
                               "replicationDelay": world.replication_delay})
 
 
+def _parse_rules(body) -> list[FaultRule]:
+    if not isinstance(body, dict) or not isinstance(body.get("rules", []), list):
+        raise ValueError("an object {\"rules\": [...]} is required")
+    return [FaultRule.from_json(r) for r in body.get("rules", [])]
+
+
+def _install(world: World, rules: list[FaultRule]) -> None:
+    """Make `rules` the active rules. A hold point is its name: a new rule naming a hold point that an old
+    rule names keeps what it holds and how many it has held; hold points no rule names any more release
+    their requests (they proceed)."""
+    previous = {r.hold: r for r in world.faults if r.hold is not None}
+    for rule in rules:
+        if rule.hold in previous:
+            rule.fired = previous[rule.hold].fired
+    world.faults = rules
+    world.holds.forget({r.hold for r in rules if r.hold is not None})
+
+
 @admin.put("/_sandbox/faults")
 async def put_faults(request: web.Request) -> web.Response:
     """Replace fault rules and replication delays: {"rules": [...], "replicationDelay": {kind: seconds}}."""
     world = request.app["world"]
     body = await request.json()
     try:
-        rules = [FaultRule.from_json(r) for r in body.get("rules", [])]
+        rules = _parse_rules(body)
     except (ValueError, TypeError) as exc:
         return _json_error(400, f"rules: {exc}")
     delay = body.get("replicationDelay", {})
     if not isinstance(delay, dict) or not all(isinstance(v, (int, float)) and v >= 0 for v in delay.values()):
         return _json_error(400, "replicationDelay: an object of kind -> seconds >= 0")
-    world.faults = rules
+    _install(world, rules)
     world.replication_delay = {k: float(v) for k, v in delay.items()}
     return await get_faults(request)
+
+
+@admin.post("/_sandbox/faults")
+async def add_faults(request: web.Request) -> web.Response:
+    """Add fault rules after the active ones: {"rules": [...]} (replication delays unchanged)."""
+    world = request.app["world"]
+    try:
+        rules = _parse_rules(await request.json())
+    except (ValueError, TypeError) as exc:
+        return _json_error(400, f"rules: {exc}")
+    names = [r.hold for r in world.faults + rules if r.hold is not None]
+    if len(names) != len(set(names)):
+        return _json_error(409, "rules: a hold name is already in use; release it or PUT the rules")
+    _install(world, world.faults + rules)
+    return await get_faults(request)
+
+
+# -- hold points ---------------------------------------------------------------------------------------
+
+def _hold_name(request: web.Request) -> str:
+    name = request.match_info["name"]
+    if not any(r.hold == name for r in request.app["world"].faults):
+        raise web.HTTPNotFound(text=json.dumps({"error": f"no hold rule named {name!r}"}),
+                               content_type="application/json")
+    return name
+
+
+async def _optional_json(request: web.Request) -> dict:
+    if not request.can_read_body:
+        return {}
+    body = await request.json()
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text=json.dumps({"error": "a JSON object is required"}),
+                                 content_type="application/json")
+    return body
+
+
+@admin.get("/_sandbox/holds")
+async def get_holds(request: web.Request) -> web.Response:
+    """Every hold point: its rule, the requests parked there now, and how many it has held."""
+    world: World = request.app["world"]
+    return web.json_response({rule.hold: {"rule": rule.to_json(), "total": rule.fired,
+                                          "held": [h.to_json() for h in world.holds.parked.get(rule.hold, [])]}
+                              for rule in world.faults if rule.hold is not None})
+
+
+@admin.post("/_sandbox/holds/{name}/wait")
+async def wait_held(request: web.Request) -> web.Response:
+    """Long poll: {"timeout": seconds (default 30, at most 300), "count": n (default 1)}. Answers 200 with the
+    parked requests once at least `count` are parked at the hold point, 408 when the timeout passes first."""
+    name = _hold_name(request)
+    body = await _optional_json(request)
+    timeout, count = body.get("timeout", 30), body.get("count", 1)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 <= timeout <= 300:
+        return _json_error(400, "timeout: seconds between 0 and 300")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        return _json_error(400, "count: a positive integer")
+    held = await request.app["world"].holds.wait(name, count, float(timeout))
+    if len(held) < count:
+        return web.json_response({"error": f"fewer than {count} request(s) held at {name!r} after {timeout} s",
+                                  "name": name, "held": [h.to_json() for h in held]}, status=408)
+    return web.json_response({"name": name, "held": [h.to_json() for h in held]})
+
+
+@admin.post("/_sandbox/holds/{name}/release")
+async def release_held(request: web.Request) -> web.Response:
+    """Let the requests parked at a hold point go on: {"status": n} makes them fail with that error status
+    (in their service's shape) instead. The rule stays (it holds no more once its count is used up)."""
+    name = _hold_name(request)
+    body = await _optional_json(request)
+    status = body.get("status")
+    if status is not None and (not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599):
+        return _json_error(400, "status: an HTTP error status (400-599)")
+    released = request.app["world"].holds.release(name, status)
+    return web.json_response({"name": name, "released": released})
 
 
 @admin.get("/_sandbox/requests")
@@ -266,10 +389,14 @@ class SimulatorServer:
 
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
-        self.world = World(Clock())
+        # The clock file: processes under libfaketime (sandbox/faketime.py) follow this clock as their own.
+        self.clock_file = (config.state_dir or Path(".sandbox")) / CLOCK_FILE
+        self.clock_file.parent.mkdir(parents=True, exist_ok=True)
+        self.world = World(Clock(file=self.clock_file))
         self.runners: list[web.AppRunner] = []
         self.urls: dict[str, str] = {}
         self.consent = {"decision": "accept"}
+        self.upstream: storage_proxy.Upstream | None = None
 
     async def start(self) -> dict:
         """Seed the world, bind every origin, and return the description printed at start."""
@@ -280,8 +407,12 @@ class SimulatorServer:
         world = self.world
 
         apps: dict[str, web.Application] = {}
-        for origin in ("login", "graph", "vault", "identity"):
-            app = web.Application(middlewares=_middlewares(origin), client_max_size=4 * 1024 * 1024)
+        upstream = storage_proxy.Upstream(self.config.tables_upstream) if self.config.tables_upstream else None
+        origins = CLOUD_ORIGINS + (STORAGE_ORIGINS if upstream else ())
+        for origin in origins:
+            # Table Storage takes batches up to 4 MiB (plus multipart framing): the proxies allow a little more.
+            limit = 8 * 1024 * 1024 if origin in STORAGE_ORIGINS else 4 * 1024 * 1024
+            app = web.Application(middlewares=_middlewares(origin), client_max_size=limit)
             app["world"] = world
             app["urls"] = self.urls
             app["consent"] = self.consent
@@ -292,15 +423,20 @@ class SimulatorServer:
         apps["identity"].add_routes(entra.identity_routes)
         graph.setup(apps["graph"])
         keyvault.setup(apps["vault"])
+        self.upstream = upstream
+        for origin in STORAGE_ORIGINS if upstream else ():
+            storage_proxy.setup(apps[origin], upstream)
 
+        plain = ("identity", *STORAGE_ORIGINS)  # the MSI endpoint and Azurite speak plain HTTP
         for origin, app in apps.items():
-            runner = web.AppRunner(app, access_log=None)
+            # A held request must not hold up the simulator's stop: holds are released first (stop()).
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
             await runner.setup()
-            ssl_context = None if origin == "identity" else tls.server_context
+            ssl_context = None if origin in plain else tls.server_context
             site = web.TCPSite(runner, self.config.host, self.config.ports.get(origin, 0), ssl_context=ssl_context)
             await site.start()
             port = site._server.sockets[0].getsockname()[1]  # the bound port when 0 was asked
-            scheme = "http" if origin == "identity" else "https"
+            scheme = "http" if origin in plain else "https"
             self.urls[origin] = f"{scheme}://{self.config.host}:{port}"
             self.runners.append(runner)
         issuer = TokenIssuer(world.clock, self.urls["login"])
@@ -336,14 +472,26 @@ class SimulatorServer:
             "identityHeader": self.world.identity_header,
             "caBundle": str(ca_bundle.resolve()),
             "clockUrl": self.urls["login"] + "/_sandbox/clock",
+            "clockFile": str(self.clock_file.resolve()),
             "adminUrl": self.urls["login"] + "/_sandbox",
             "homeTenantId": self.world.home_tenant_id,
             "defaultProvisionerRoles": list(self.config.provisioner_roles),
             "tenants": describe_tenants(self.world),
+            **self._describe_storage(),
         }
 
+    def _describe_storage(self) -> dict:
+        if self.upstream is None:
+            return {}
+        tables = f"{self.urls['tables']}{self.upstream.account_path}"
+        taskhub = f"{self.urls['taskhub']}{self.upstream.account_path}"
+        return {"tablesUpstream": self.upstream.endpoint,
+                "tablesUrl": tables, "tablesConnectionString": self.upstream.connection_string(tables),
+                "taskhubUrl": taskhub, "taskhubConnectionString": self.upstream.connection_string(taskhub)}
+
     async def stop(self) -> None:
-        """Close every origin."""
+        """Close every origin (requests still held are let go first)."""
+        self.world.holds.forget(set())
         for runner in self.runners:
             await runner.cleanup()
         self.runners.clear()

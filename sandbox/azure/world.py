@@ -8,7 +8,10 @@ a read and the write that depends on it.
 
 from __future__ import annotations
 
+import asyncio
+import re
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -81,41 +84,147 @@ class Tenant:
         }
 
 
+# Origins of the simulator process. The Table Storage proxies (in front of Azurite) are left out of
+# "origin": "*" rules: those predate them and mean "every Microsoft cloud endpoint"; a rule reaches Table
+# Storage only by naming `tables` (the product's state) or `taskhub` (the sandbox host's task hub).
+CLOUD_ORIGINS = ("login", "graph", "vault", "identity")
+STORAGE_ORIGINS = ("tables", "taskhub")
+ORIGINS = CLOUD_ORIGINS + STORAGE_ORIGINS
+
+
 @dataclass
 class FaultRule:
-    """One fault: latency and/or an error status on matching requests."""
+    """One fault: latency and/or an error status on matching requests, or a hold point.
 
-    origin: str = "*"           # login | graph | vault | identity | *
+    A hold rule (`hold`: a name) parks the first `count` (default 1) matching requests before they are
+    handled, until the admin API releases that name (they then proceed, or fail with a given status)."""
+
+    origin: str = "*"           # login | graph | vault | identity | tables | taskhub | * (the first four)
     method: str = "*"
     path: str = ""              # regular expression searched in the path (with query)
     latency_ms: float = 0.0
     status: int | None = None   # 429, 500, 503 …
-    count: int | None = None    # fire the error this many times; None = every time (or per rate)
+    count: int | None = None    # fire the error (or hold) this many times; None = every time (or per rate)
     rate_per_second: float | None = None  # throttle only requests above this rate
     retry_after: float | None = None
+    hold: str | None = None     # park matching requests at this hold point until released
     fired: int = 0
     window: list[float] = field(default_factory=list)
+
+    def matches(self, origin: str, method: str, path_qs: str) -> bool:
+        """Whether a request to `origin` is subject to this rule."""
+        if self.origin != origin and not (self.origin == "*" and origin in CLOUD_ORIGINS):
+            return False
+        if self.method not in ("*", method):
+            return False
+        return not self.path or re.search(self.path, path_qs) is not None
 
     def to_json(self) -> dict:
         """The rule as the admin API shows it."""
         return {"origin": self.origin, "method": self.method, "path": self.path, "latencyMs": self.latency_ms,
                 "status": self.status, "count": self.count, "ratePerSecond": self.rate_per_second,
-                "retryAfter": self.retry_after, "fired": self.fired}
+                "retryAfter": self.retry_after, "hold": self.hold, "fired": self.fired}
 
     @classmethod
     def from_json(cls, data: dict) -> FaultRule:
         """Parse a rule from the admin API (camelCase keys)."""
-        known = {"origin", "method", "path", "latencyMs", "status", "count", "ratePerSecond", "retryAfter"}
+        known = {"origin", "method", "path", "latencyMs", "status", "count", "ratePerSecond", "retryAfter", "hold"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown fault field(s): {sorted(unknown)}")
         rule = cls(origin=data.get("origin", "*"), method=data.get("method", "*").upper(),
                    path=data.get("path", ""), latency_ms=float(data.get("latencyMs", 0)),
                    status=data.get("status"), count=data.get("count"),
-                   rate_per_second=data.get("ratePerSecond"), retry_after=data.get("retryAfter"))
+                   rate_per_second=data.get("ratePerSecond"), retry_after=data.get("retryAfter"),
+                   hold=data.get("hold"))
+        if rule.origin not in (*ORIGINS, "*"):
+            raise ValueError(f"origin must be one of {[*ORIGINS, '*']}")
         if rule.status is not None and not 400 <= int(rule.status) <= 599:
             raise ValueError("status must be an HTTP error status (400-599)")
+        if rule.count is not None and (not isinstance(rule.count, int) or rule.count < 1):
+            raise ValueError("count must be a positive integer")
+        try:
+            re.compile(rule.path)
+        except re.error as exc:
+            raise ValueError(f"path: not a regular expression: {exc}") from None
+        if rule.hold is not None:
+            if not isinstance(rule.hold, str) or not re.fullmatch(r"[\w.-]{1,64}", rule.hold):
+                raise ValueError("hold: a name of 1-64 letters, digits, '_', '.' or '-'")
+            if rule.status is not None or rule.rate_per_second is not None or rule.retry_after is not None:
+                raise ValueError("hold: a hold rule takes no status, ratePerSecond or retryAfter "
+                                 "(the release says how held requests end)")
+            if rule.count is None:
+                rule.count = 1
         return rule
+
+
+@dataclass
+class HeldRequest:
+    """A request parked at a hold point."""
+
+    origin: str
+    method: str
+    path: str
+    since: float                       # wall-clock epoch seconds (a diagnostic, not the sandbox clock)
+    outcome: asyncio.Future            # set to None (proceed) or an error status by the release
+
+    def to_json(self) -> dict:
+        """As the admin API shows it."""
+        return {"origin": self.origin, "method": self.method, "path": self.path, "since": self.since}
+
+
+class HoldPoints:
+    """Requests parked by hold rules, by hold name; all on the simulator's one event loop."""
+
+    def __init__(self) -> None:
+        self.parked: dict[str, list[HeldRequest]] = {}
+        self._changed: asyncio.Condition | None = None
+
+    def _condition(self) -> asyncio.Condition:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    async def _notify(self) -> None:
+        async with self._condition():
+            self._condition().notify_all()
+
+    async def park(self, name: str, origin: str, method: str, path: str) -> int | None:
+        """Park a request until its hold point is released; the status to fail with, or None to proceed."""
+        held = HeldRequest(origin, method, path, time.time(), asyncio.get_running_loop().create_future())
+        self.parked.setdefault(name, []).append(held)
+        await self._notify()
+        try:
+            # shield: a client that goes away (a killed host) must not make the release skip this request
+            return await asyncio.shield(held.outcome)
+        finally:
+            waiting = self.parked.get(name, [])
+            if held in waiting:
+                waiting.remove(held)
+
+    async def wait(self, name: str, count: int, seconds: float) -> list[HeldRequest]:
+        """Wait until at least `count` requests are parked at `name` (at most `seconds`); those parked then."""
+        condition = self._condition()
+        async with condition:
+            try:
+                async with asyncio.timeout(seconds):
+                    await condition.wait_for(lambda: len(self.parked.get(name, [])) >= count)
+            except TimeoutError:
+                pass
+            return list(self.parked.get(name, []))
+
+    def release(self, name: str, status: int | None = None) -> int:
+        """Let every request parked at `name` proceed (or fail with `status`); how many were released."""
+        waiting = self.parked.pop(name, [])
+        for held in waiting:
+            if not held.outcome.done():
+                held.outcome.set_result(status)
+        return len(waiting)
+
+    def forget(self, keep: set[str]) -> None:
+        """Release and forget every hold point whose name is not in `keep` (its rule was removed)."""
+        for name in [n for n in self.parked if n not in keep]:
+            self.release(name)
 
 
 @dataclass
@@ -139,6 +248,7 @@ class World:
         self.tenants: dict[str, Tenant] = {}
         self.home_tenant_id: str | None = None
         self.faults: list[FaultRule] = []
+        self.holds = HoldPoints()
         # Replication delay in sandbox seconds, per object kind: "application", "servicePrincipal".
         # A new object of that kind cannot be referenced by other writes until the delay has passed.
         self.replication_delay: dict[str, float] = {}

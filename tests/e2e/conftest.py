@@ -199,7 +199,11 @@ class Product(HostProcess):
     def __init__(self, simulator, connection_string: str) -> None:
         from sandbox.up import host_settings
 
+        # The product's state (TABLES_CONNECTION_STRING) and the host's task hub (AzureWebJobsStorage) go
+        # through the simulator's `tables` / `taskhub` proxies in front of this Azurite: fault rules and hold
+        # points reach Table Storage. `connection_string` stays Azurite itself, for tests that read state.
         settings = host_settings({"connectionString": connection_string}, simulator.info)
+        assert "TABLES_CONNECTION_STRING" in settings, "the session simulator serves no tables proxy"
         settings["SANDBOX_HOST_LOG_LEVEL"] = "INFO"  # the product's logs are scanned for secrets
         super().__init__(connection_string, app_dir=REPO, env=settings,
                          extra_args=["--clock-url", simulator.info["clockUrl"],

@@ -46,3 +46,107 @@ def test_fault_rules_are_validated(simulator):
     assert caught.value.code == 400
     with pytest.raises(urllib.error.HTTPError):
         simulator.set_faults([{"origin": "graph", "latency": 5}])
+
+
+# -- hold points: a request parked until the test lets it go -------------------------------------------------
+
+def _in_thread(call):
+    """Run `call` on a thread; returns (thread, box) where box["result"] / box["error"] is set when it ends."""
+    import threading
+
+    box: dict = {}
+
+    def run_it():
+        try:
+            box["result"] = call()
+        except Exception as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=run_it, daemon=True)
+    thread.start()
+    return thread, box
+
+
+def _discovery(simulator, tenant_id: str):
+    import requests
+
+    return requests.get(f"{simulator.info['loginUrl']}/{tenant_id}/v2.0/.well-known/openid-configuration",
+                        verify=simulator.info["caBundle"], timeout=60)
+
+
+def test_a_held_request_waits_until_released_and_others_are_served_meanwhile(simulator, home, customer,
+                                                                             clean_faults):
+    simulator.hold("discovery", origin="login", method="GET", path=rf"^/{home['tenantId']}/v2\.0/\.well-known")
+    before = simulator.requests_since(0)["next"]
+    thread, box = _in_thread(lambda: _discovery(simulator, home["tenantId"]))
+    [held] = simulator.wait_held("discovery", timeout=30)
+    assert held["origin"] == "login"
+    assert held["method"] == "GET"
+    assert held["path"] == f"/{home['tenantId']}/v2.0/.well-known/openid-configuration"
+    assert thread.is_alive(), "the held request was answered before its release"
+    assert not box
+    # The simulator keeps serving: the same route for another tenant, and the admin API.
+    assert _discovery(simulator, customer["tenantId"]).status_code == 200
+    assert simulator.admin("GET", "/holds")["discovery"]["held"][0]["path"] == held["path"]
+    assert thread.is_alive()
+    assert not box
+    assert simulator.release("discovery") == 1
+    thread.join(timeout=60)
+    assert box["result"].status_code == 200
+    assert box["result"].json()["issuer"].endswith(f"/{home['tenantId']}/v2.0")
+    served = [r for r in simulator.requests_since(before)["requests"] if r["path"] == held["path"]]
+    assert [r["status"] for r in served] == [200]
+    # count 1: the next matching request is not held.
+    assert _discovery(simulator, home["tenantId"]).status_code == 200
+
+
+def test_a_hold_released_with_a_status_fails_in_the_services_shape(simulator, clean_faults):
+    import requests
+
+    simulator.hold("org", origin="graph", path=r"^/v1\.0/organization")
+    thread, box = _in_thread(lambda: requests.get(f"{simulator.info['graphUrl']}/organization",
+                                                  verify=simulator.info["caBundle"], timeout=60))
+    simulator.wait_held("org")
+    assert simulator.release("org", status=503) == 1
+    thread.join(timeout=60)
+    answer = box["result"]
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "ServiceUnavailable"
+    assert "request-id" in answer.headers
+
+
+def test_several_requests_are_held_and_removing_the_rule_releases_them(simulator, home, clean_faults):
+    simulator.hold("two", origin="login", path=r"/\.well-known/openid-configuration", count=2)
+    first, box1 = _in_thread(lambda: _discovery(simulator, home["tenantId"]))
+    second, box2 = _in_thread(lambda: _discovery(simulator, home["tenantId"]))
+    held = simulator.wait_held("two", count=2)
+    assert len(held) == 2
+    simulator.set_faults([])   # no rule names the hold point any more: what it held goes on
+    first.join(timeout=60)
+    second.join(timeout=60)
+    assert box1["result"].status_code == box2["result"].status_code == 200
+
+
+def test_a_star_rule_holds_cloud_origins_and_wait_held_times_out_when_nothing_comes(simulator, clean_faults):
+    import urllib.error
+
+    simulator.hold("never", origin="*", path=r"^/nothing-goes-here$")
+    with pytest.raises(TimeoutError):
+        simulator.wait_held("never", timeout=0.2)
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        simulator.wait_held("unknown-hold", timeout=0.2)
+    assert caught.value.code == 404
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        simulator.hold("never", origin="graph")
+    assert caught.value.code == 409   # hold names are unique
+
+
+def test_hold_rules_are_validated(simulator, clean_faults):
+    import urllib.error
+
+    for rule in ({"hold": "x", "status": 503}, {"hold": "x", "ratePerSecond": 2}, {"hold": ""},
+                 {"hold": "a b"}, {"hold": "x", "count": 0}, {"origin": "nowhere", "latencyMs": 1},
+                 {"origin": "graph", "path": "("}):
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            simulator.set_faults([rule])
+        assert caught.value.code == 400, rule
