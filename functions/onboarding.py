@@ -233,62 +233,59 @@ class StepFailed(Exception):
         self.error = error
 
 
-def _onboarding(payload: dict) -> tuple[Onboarding, datetime]:
-    return Onboarding(get_settings(), payload["request"]), parse_time(payload["now"])
+def _onboarding(payload: dict) -> Onboarding:
+    return Onboarding(get_settings(), payload["request"])
+
+
+def _decided_at(payload: dict) -> datetime:
+    """The orchestration's time of this attempt: what a step's decisions (reuse, replication windows) use."""
+    return parse_time(payload["now"])
 
 
 @bp.activity_trigger(input_name="payload")
 def ensure_certificate(payload: dict) -> dict:
     """Step 1: the Key Vault certificate."""
-    onboarding, now = _onboarding(payload)
-    return onboarding.ensure_certificate(now)
+    return _onboarding(payload).ensure_certificate(_decided_at(payload))
 
 
 @bp.activity_trigger(input_name="payload")
 async def ensure_application(payload: dict) -> dict:
     """Step 2: the app registration carrying the certificate."""
-    onboarding, now = _onboarding(payload)
-    return await onboarding.ensure_application(payload["certificate"], now)
+    return await _onboarding(payload).ensure_application(payload["certificate"])
 
 
 @bp.activity_trigger(input_name="payload")
 async def ensure_service_principal(payload: dict) -> dict:
     """Step 3: the service principal."""
-    onboarding, now = _onboarding(payload)
-    return await onboarding.ensure_service_principal(payload["application"], now)
+    return await _onboarding(payload).ensure_service_principal(payload["application"], _decided_at(payload))
 
 
 @bp.activity_trigger(input_name="payload")
 async def grant_permissions(payload: dict) -> dict:
     """Step 4: admin consent of the profile's application permissions."""
-    onboarding, now = _onboarding(payload)
-    return await onboarding.grant_permissions(payload["servicePrincipalId"], now)
+    return await _onboarding(payload).grant_permissions(payload["servicePrincipalId"])
 
 
 @bp.activity_trigger(input_name="payload")
 async def ensure_directory_role(payload: dict) -> dict:
     """Step 5: the directory role."""
-    onboarding, now = _onboarding(payload)
-    return await onboarding.ensure_directory_role(payload["servicePrincipalId"], now)
+    return await _onboarding(payload).ensure_directory_role(payload["servicePrincipalId"])
 
 
 @bp.activity_trigger(input_name="payload")
 def prove_onboarding(payload: dict) -> dict:
     """Step 6: a token with the new certificate whose roles hold every granted permission."""
-    onboarding, now = _onboarding(payload)
-    return onboarding.prove(payload["application"], payload["certificate"], now)
+    return _onboarding(payload).prove(payload["application"], payload["certificate"])
 
 
 @bp.activity_trigger(input_name="payload")
 def record_onboarding_completed(payload: dict) -> dict:
     """Step 7: the record says completed."""
-    onboarding, now = _onboarding(payload)
-    return onboarding.complete(now, payload["summary"])
+    return _onboarding(payload).complete(payload["summary"])
 
 
 @bp.activity_trigger(input_name="payload")
 def record_onboarding_failure(payload: dict) -> dict:
     """The record says failed, with the step, Graph's error and what exists."""
-    onboarding, now = _onboarding(payload)
-    return onboarding.fail(now, payload["error"], payload["created"])
+    return _onboarding(payload).fail(payload["error"], payload["created"])
 

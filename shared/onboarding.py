@@ -21,7 +21,7 @@ import hashlib
 import inspect
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from . import catalog
 from .credentials import keyvault_signed_assertion, onboarded_app_credential
@@ -155,8 +155,10 @@ class Onboarding:
             self._store = state_store(self.settings)
         return self._store
 
-    def progress(self, step: str, at: datetime, fields: dict, event: str, details: dict | None = None) -> None:
-        """Record a step's result on the onboarding record and in the audit trail (idempotent)."""
+    def progress(self, step: str, fields: dict, event: str, details: dict | None = None) -> None:
+        """Record a step's result on the onboarding record and in the audit trail (idempotent), at the time
+        it happened (the wall clock: a record, not an orchestration decision)."""
+        at = datetime.now(UTC)
         # A blind merge: these fields are this step's own, so no read (and no ETag race) is needed.
         self.store.merge_onboarding(self.id, {"Step": step, "UpdatedAt": at, **fields})
         self.store.audit(self.id, event, at, details or {}, key=self._audit_key(step))
@@ -198,7 +200,7 @@ class Onboarding:
             "TenantId": self.tenant_id, "ServiceMailbox": self.mailbox, "CertificateName": info.name,
             "Version": info.version, "Thumbprint": info.thumbprint, "NotBefore": parse_time(info.not_before),
             "NotAfter": parse_time(info.not_after), "Exportable": info.exportable})
-        self.progress("certificate", now, {"CertificateName": info.name, "Thumbprint": info.thumbprint,
+        self.progress("certificate", {"CertificateName": info.name, "Thumbprint": info.thumbprint,
                                            "NotAfter": parse_time(info.not_after)},
                       "certificate.created" if created else "certificate.reused", {"Thumbprint": info.thumbprint})
         return {"ok": True, "certificate": info.to_json(), "created": created}
@@ -222,7 +224,7 @@ class Onboarding:
             raise
 
     @step_outcome("application")
-    async def ensure_application(self, certificate: dict, now: datetime) -> dict:
+    async def ensure_application(self, certificate: dict) -> dict:
         """Upsert the app registration and merge the certificate into its keyCredentials."""
         info = CertificateInfo(**certificate)
         required = {resource: [p.app_role_id for p in permissions]
@@ -234,11 +236,11 @@ class Onboarding:
             key_added = await directory.ensure_certificate_key(
                 app["id"], base64.b64decode(info.cer), parse_time(info.not_before), parse_time(info.not_after),
                 f"certauth {info.thumbprint}")
-            await self.aprogress("application", now, {"AppId": app["appId"], "ApplicationObjectId": app["id"]},
+            await self.aprogress("application", {"AppId": app["appId"], "ApplicationObjectId": app["id"]},
                           "application.created" if app["created"] else "application.updated",
                           {"AppId": app["appId"], "KeyAdded": key_added})
             return {"ok": True, "appId": app["appId"], "applicationObjectId": app["id"], "created": app["created"],
-                    "keyAdded": key_added, "createdAt": app["createdDateTime"] or now.isoformat()}
+                    "keyAdded": key_added, "createdAt": app["createdDateTime"] or datetime.now(UTC).isoformat()}
 
         return await self._with_directory("application", work)
 
@@ -255,7 +257,7 @@ class Onboarding:
                 if error.status == 403 and recent:
                     raise RetryableStepError(f"servicePrincipal: {error} (new app, not replicated yet)") from None
                 raise
-            await self.aprogress("servicePrincipal", now, {"ServicePrincipalId": sp["id"]},
+            await self.aprogress("servicePrincipal", {"ServicePrincipalId": sp["id"]},
                           "servicePrincipal.created" if sp["created"] else "servicePrincipal.exists",
                           {"ServicePrincipalId": sp["id"]})
             return {"ok": True, "servicePrincipalId": sp["id"], "created": sp["created"]}
@@ -263,7 +265,7 @@ class Onboarding:
         return await self._with_directory("servicePrincipal", work)
 
     @step_outcome("consent")
-    async def grant_permissions(self, service_principal_id: str, now: datetime) -> dict:
+    async def grant_permissions(self, service_principal_id: str) -> dict:
         """Admin consent: one app role assignment per permission, posted only when missing."""
 
         async def work(directory: Directory) -> dict:
@@ -293,18 +295,18 @@ class Onboarding:
             posted = await asyncio.gather(*(directory.grant_role(resource_sp, service_principal_id, role_id)
                                             for resource_sp, role_id, _ in missing))
             added = [value for (_, _, value), new in zip(missing, posted, strict=True) if new]
-            await self.aprogress("consent", now, {"Permissions": json.dumps(granted)},
+            await self.aprogress("consent", {"Permissions": json.dumps(granted)},
                           "consent.granted" if added else "consent.exists", {"Added": json.dumps(added)})
             return {"ok": True, "granted": granted, "added": added}
 
         return await self._with_directory("consent", work)
 
     @step_outcome("directoryRole")
-    async def ensure_directory_role(self, service_principal_id: str, now: datetime) -> dict:
+    async def ensure_directory_role(self, service_principal_id: str) -> dict:
         """Assign the directory role (if the request asks for one), read first."""
         role_key = self.request.get("directoryRole")
         if not role_key:
-            await self.aprogress("directoryRole", now, {"DirectoryRole": ""}, "directoryRole.none")
+            await self.aprogress("directoryRole", {"DirectoryRole": ""}, "directoryRole.none")
             return {"ok": True, "role": None, "added": False}
         role = catalog.directory_role(role_key)
 
@@ -312,7 +314,7 @@ class Onboarding:
             added = False
             if not await directory.has_directory_role(service_principal_id, role.template_id):
                 added = await directory.assign_directory_role(service_principal_id, role.template_id)
-            await self.aprogress("directoryRole", now, {"DirectoryRole": role.display_name},
+            await self.aprogress("directoryRole", {"DirectoryRole": role.display_name},
                           "directoryRole.assigned" if added else "directoryRole.exists",
                           {"RoleTemplateId": role.template_id})
             return {"ok": True, "role": role.display_name, "roleTemplateId": role.template_id, "added": added}
@@ -321,7 +323,7 @@ class Onboarding:
 
     # -- 6. proof ------------------------------------------------------------------------------------------
     @step_outcome("proof")
-    def prove(self, application: dict, certificate: dict, now: datetime) -> dict:
+    def prove(self, application: dict, certificate: dict) -> dict:
         """Get app-only tokens with the new certificate (signed in Key Vault) and check their roles."""
         import jwt
         from azure.core.exceptions import ClientAuthenticationError
@@ -348,20 +350,22 @@ class Onboarding:
             missing += [p.value for p in permissions if p.value not in claims.get("roles", [])]
         if missing:
             raise RetryableStepError(f"proof: token roles do not include {sorted(missing)} yet")
-        self.progress("proof", now, {"ProofRoles": json.dumps(roles)}, "proof.succeeded", {"Roles": json.dumps(roles)})
+        self.progress("proof", {"ProofRoles": json.dumps(roles)}, "proof.succeeded", {"Roles": json.dumps(roles)})
         return {"ok": True, "roles": roles}
 
     @step_outcome("record")
-    def complete(self, now: datetime, summary: dict) -> dict:
+    def complete(self, summary: dict) -> dict:
         """Mark the onboarding completed."""
+        now = datetime.now(UTC)
         self.store.update_onboarding(self.id, lambda _: {"Status": "completed", "Step": "record", "UpdatedAt": now,
                                                          "CompletedAt": now, "Error": ""})
         self.store.audit(self.id, "onboarding.completed", now, {"Summary": json.dumps(summary)},
                          key=self._audit_key("record"))
         return {"ok": True}
 
-    def fail(self, now: datetime, error: dict, created: dict) -> dict:
+    def fail(self, error: dict, created: dict) -> dict:
         """Mark the onboarding failed, naming the step, Graph's error and what exists."""
+        now = datetime.now(UTC)
         self.store.update_onboarding(self.id, lambda _: {"Status": "failed", "UpdatedAt": now,
                                                          "Error": json.dumps(error), "Created": json.dumps(created)})
         self.store.audit(self.id, "onboarding.failed", now, {"Error": json.dumps(error)}, key=self._audit_key("failed"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 
@@ -40,20 +41,20 @@ def test_every_step_runs_and_runs_again_without_creating_anything(simulator, cus
                "certificate": {"validityMonths": 12, "keySize": 2048, "exportable": False}}
     onboarding = Onboarding(product_env, request)
     onboarding.store.create_onboarding(oid, {"Status": "running"})
-    now = simulator_now(simulator)
+    now = datetime.now(UTC)   # the session follows the sandbox clock (tests/sandbox_clock.py)
 
     def run_all() -> dict:
         cert = onboarding.ensure_certificate(now)
         assert cert["ok"], cert
-        app = asyncio.run(onboarding.ensure_application(cert["certificate"], now))
+        app = asyncio.run(onboarding.ensure_application(cert["certificate"]))
         assert app["ok"], app
         sp = asyncio.run(onboarding.ensure_service_principal(app, now))
         assert sp["ok"], sp
-        consent = asyncio.run(onboarding.grant_permissions(sp["servicePrincipalId"], now))
+        consent = asyncio.run(onboarding.grant_permissions(sp["servicePrincipalId"]))
         assert consent["ok"], consent
-        role = asyncio.run(onboarding.ensure_directory_role(sp["servicePrincipalId"], now))
+        role = asyncio.run(onboarding.ensure_directory_role(sp["servicePrincipalId"]))
         assert role["ok"], role
-        proof = onboarding.prove(app, cert["certificate"], now)
+        proof = onboarding.prove(app, cert["certificate"])
         assert proof["ok"], proof
         return {"cert": cert, "app": app, "sp": sp, "consent": consent, "role": role, "proof": proof}
 
@@ -77,9 +78,3 @@ def test_every_step_runs_and_runs_again_without_creating_anything(simulator, cus
     assert second["consent"]["added"] == []
     assert not second["role"]["added"]
     assert simulator.tenant_state(customer["tenantId"])["counts"] == counts
-
-
-def simulator_now(simulator):
-    from datetime import datetime
-
-    return datetime.fromisoformat(simulator.admin("GET", "/clock")["now"].replace("Z", "+00:00"))
