@@ -36,7 +36,7 @@ from sandbox.clock import isoformat_z
 
 from . import microsoft as ms
 from .errors import ServiceError
-from .graph import (
+from .graph_base import (
     APP_REF,
     Ctx,
     check_guid,

@@ -29,7 +29,7 @@ import uuid
 from aiohttp import web
 
 from .errors import ServiceError
-from .graph import (
+from .graph_base import (
     Ctx,
     check_guid,
     check_properties,

@@ -36,7 +36,7 @@ from aiohttp import web
 
 from . import microsoft as ms
 from .errors import ServiceError
-from .graph import (
+from .graph_base import (
     SP_REF,
     Ctx,
     check_guid,
