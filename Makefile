@@ -4,6 +4,7 @@
 #   make demo    make up, one onboarding end to end (python -m sandbox.demo), make down (always)
 #   make lint    ruff
 #   make bench   run the benchmarks in bench/
+#   make test-azcli  Microsoft's Azure CLI against the simulator (opt-in: installs the CLI in .venv-azcli)
 #   make clean   caches and sandbox state (distclean: also .venv and node_modules)
 #
 # Services the tests need (Azurite, the Azure simulator, the sandbox host) are started and stopped by
@@ -63,6 +64,27 @@ DEMO_ARGS ?=
 demo:
 	@trap '$(MAKE) --no-print-directory down' EXIT; \
 	$(MAKE) --no-print-directory up && $(PY) -m sandbox.demo $(DEMO_ARGS)
+
+# Microsoft's Azure CLI against the simulator (tests/azcli; opt-in, not part of `make test`): the CLI lives in
+# its own venv, re-created only when the sha256 of requirements-azcli.txt changes (the stamp holds it), and
+# reaches login.microsoftonline.com / graph.microsoft.com / <vault>.vault.azure.net through the loopback
+# intercepting proxy (sandbox/intercept.py).
+AZCLI_VENV := .venv-azcli
+AZCLI_REQUIREMENTS := requirements-azcli.txt
+AZCLI_STAMP := $(AZCLI_VENV)/.requirements.sha256
+AZCLI_HASH = $(shell sha256sum $(AZCLI_REQUIREMENTS) | cut -d' ' -f1)
+
+.PHONY: test-azcli azcli-deps
+azcli-deps:
+	@if [ "$$(cat $(AZCLI_STAMP) 2>/dev/null)" != "$(AZCLI_HASH)" ]; then \
+		test -n "$(BOOTSTRAP_PYTHON)" || { echo "make: python3.11 or python3 is needed" >&2; exit 1; }; \
+		rm -rf $(AZCLI_VENV) && $(BOOTSTRAP_PYTHON) -m venv $(AZCLI_VENV) && \
+		$(AZCLI_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off \
+			-r $(AZCLI_REQUIREMENTS) && echo "$(AZCLI_HASH)" > $(AZCLI_STAMP); \
+	fi
+
+test-azcli: deps azcli-deps
+	CERTAUTH_AZ_CLI=$(CURDIR)/$(AZCLI_VENV)/bin/az $(PY) -m pytest tests/azcli $(PYTEST_ARGS)
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .sandbox

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.models import RequestError, parse_onboarding_request
+from shared.graph import certificate_lifetime_cap
+from shared.models import RequestError, parse_onboarding_request, validity_months_for
 from shared.onboarding import Onboarding, parse_time
 from shared.settings import get_settings
 from shared.state import StateStore, onboarding_id, state_store
@@ -76,6 +77,14 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
         rule = ("must be the home tenant (CERTAUTH_HOME_TENANT_ID): no onboarding app "
                 "(CERTAUTH_PROVISIONER_CLIENT_ID) is configured for other tenants")
         return _error(400, "InvalidRequest", f"tenantId: {rule}", [{"field": "tenantId", "rule": rule}])
+    # The tenant's app management policy may cap certificate lifetimes: fit the certificate to the cap, or refuse
+    # an explicit validity Graph would refuse at the application step. An unknown cap (no Policy.Read.All) leaves
+    # the request as it is.
+    cap = await certificate_lifetime_cap(settings, request.tenant_id)
+    try:
+        validity_months = validity_months_for(request.certificate.validity_months, cap)
+    except RequestError as error:
+        return _error(400, "InvalidRequest", str(error), error.problems)
     instance = onboarding_id(request.tenant_id, request.service_mailbox)
     existing = await client.get_status(instance)
     if existing and existing.runtime_status in ACTIVE:
@@ -85,7 +94,7 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
         "onboardingId": instance, "tenantId": request.tenant_id, "serviceMailbox": request.service_mailbox,
         "method": request.method, "permissionProfile": request.permission_profile,
         "directoryRole": request.directory_role,
-        "certificate": {"validityMonths": request.certificate.validity_months,
+        "certificate": {"validityMonths": validity_months,
                         "keySize": request.certificate.key_size, "exportable": request.certificate.exportable},
     }
     fields = {"TenantId": request.tenant_id, "ServiceMailbox": request.service_mailbox, "Status": "running",

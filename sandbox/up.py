@@ -154,6 +154,8 @@ def up(args: argparse.Namespace) -> int:
         # The simulator owns the clock (real time); the host follows the clock file it writes.
         simulator = _launch("azure", "sandbox.azure", ["--state-dir", str(STATE / "azure"),
                                                        "--tenants", str(tenants),
+                                                       # a creation takes one poll more, as on Azure (5 s)
+                                                       "--creation-polls", "1",
                                                        # the tables / taskhub proxies (fault rules reach them)
                                                        "--tables-upstream", azurite["connectionString"]],
                             faketime.without(base_env),

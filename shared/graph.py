@@ -15,7 +15,7 @@ import time
 import uuid
 import weakref
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from .settings import Settings
 
@@ -161,6 +161,24 @@ class Directory:
         except Exception as exc:
             raise _graph_error(exc) from exc
 
+    async def _every_item(self, first_page) -> list:
+        """The items of a collection: its first page and every page its @odata.nextLink leads to (Graph pages
+        directory objects, 100 by default; learn.microsoft.com/graph/paging)."""
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+        from msgraph_core import PageIterator
+
+        if first_page is None or first_page.value is None:
+            return []
+        items: list = []
+
+        def keep(item) -> bool:
+            items.append(item)
+            return True  # the iterator stops at the first falsy answer
+
+        iterator = PageIterator(first_page, self.client.request_adapter, error_mapping={"XXX": ODataError})
+        await self._call(iterator.iterate(keep))
+        return items
+
     # -- application --------------------------------------------------------------------------------------
     async def upsert_application(self, unique_name: str, display_name: str,
                                  required_resource_access: dict[str, list[str]]) -> dict:
@@ -212,6 +230,26 @@ class Directory:
         await self._call(item.patch(Application(key_credentials=[*existing, new_key])))
         return True
 
+    # -- tenant app management policy ---------------------------------------------------------------------
+    async def key_lifetime_cap(self, now: datetime) -> timedelta | None:
+        """The longest certificate lifetime the tenant's default app management policy lets a new app's
+        keyCredentials have (its enabled asymmetricKeyLifetime restrictions in force at `now`), or None.
+        One GET /policies/defaultAppManagementPolicy (Policy.Read.All; learn.microsoft.com/graph/api/
+        tenantappmanagementpolicy-get, resources/keycredentialconfiguration)."""
+        policy = await self._call(self.client.policies.default_app_management_policy.get())
+        if policy is None or not policy.is_enabled or policy.application_restrictions is None:
+            return None
+        caps = []
+        for restriction in policy.application_restrictions.key_credentials or []:
+            kind, state = (getattr(v, "value", v) for v in (restriction.restriction_type, restriction.state))
+            since = restriction.restrict_for_apps_created_after_date_time
+            if kind != "asymmetricKeyLifetime" or state == "disabled" or restriction.max_lifetime is None:
+                continue
+            if since is not None and (since if since.tzinfo else since.replace(tzinfo=UTC)) > now:
+                continue  # binds apps created after that date only; ours is created now
+            caps.append(restriction.max_lifetime)
+        return min(caps, default=None)
+
     # -- service principals ---------------------------------------------------------------------------------
     async def upsert_service_principal(self, app_id: str) -> dict:
         """Create the app's service principal if missing; returns {id, created}."""
@@ -238,9 +276,9 @@ class Directory:
 
     async def granted_roles(self, principal_id: str) -> set[tuple[str, str]]:
         """(resourceId, appRoleId) pairs already granted to the principal."""
-        result = await self._call(
+        first = await self._call(
             self.client.service_principals.by_service_principal_id(principal_id).app_role_assignments.get())
-        return {(str(a.resource_id), str(a.app_role_id)) for a in (result.value if result else []) or []}
+        return {(str(a.resource_id), str(a.app_role_id)) for a in await self._every_item(first)}
 
     async def grant_role(self, resource_sp_id: str, principal_id: str, app_role_id: str) -> bool:
         """Admin consent for one application permission; False when it already existed."""
@@ -259,10 +297,10 @@ class Directory:
     # -- directory roles --------------------------------------------------------------------------------------
     async def has_directory_role(self, principal_id: str, role_definition_id: str) -> bool:
         """Whether the principal holds the role tenant-wide."""
-        result = await self._call(self.client.role_management.directory.role_assignments.get(
+        first = await self._call(self.client.role_management.directory.role_assignments.get(
             request_configuration=_query(filter=f"principalId eq '{_guid(principal_id)}' and "
                                                 f"roleDefinitionId eq '{_guid(role_definition_id)}'")))
-        return any(a.directory_scope_id in (None, "/") for a in (result.value if result else []) or [])
+        return any(a.directory_scope_id in (None, "/") for a in await self._every_item(first))
 
     async def assign_directory_role(self, principal_id: str, role_definition_id: str) -> bool:
         """Assign the role at directory scope; False when it already existed."""
@@ -277,6 +315,23 @@ class Directory:
                 return False
             raise
         return True
+
+
+async def certificate_lifetime_cap(settings: Settings, tenant_id: str) -> timedelta | None:
+    """The tenant's cap on new certificate lifetimes, read with the product's identity in that tenant; None when
+    there is none or it cannot be read (no Policy.Read.All: 403; anything else is logged). Never raises: an
+    unknown cap leaves the request as it is, and Graph still refuses a key that breaks the policy."""
+    try:
+        return await directory_for(settings, tenant_id).key_lifetime_cap(datetime.now(UTC))
+    except GraphError as error:
+        if error.status in (401, 403):
+            log.info("app management policy of tenant %s not readable (%s): no cap known", tenant_id, error.code)
+        else:
+            log.warning("app management policy of tenant %s not read: %s", tenant_id, error)
+    except Exception as error:  # a token for the tenant (consent not given yet), the network
+        log.warning("app management policy of tenant %s not read: %s: %s", tenant_id, type(error).__name__,
+                    str(error).split(" Trace ID")[0][:300])
+    return None
 
 
 def _guid(value: str) -> str:

@@ -114,7 +114,13 @@ class CertificateVault:
         answers 409 to a second create while one is pending), raises :class:`CreationPending`: the caller
         comes back later and then finds the finished certificate instead of starting another."""
         from azure.core.exceptions import HttpResponseError
-        from azure.keyvault.certificates import CertificateContentType, CertificatePolicy, KeyType
+        from azure.keyvault.certificates import (
+            CertificateContentType,
+            CertificatePolicy,
+            CertificatePolicyAction,
+            KeyType,
+            LifetimeAction,
+        )
 
         if not NAME_RULE.match(name):
             raise ValueError(f"certificate name {name!r} breaks Key Vault's rule: 1-127 of 0-9 a-z A-Z -")
@@ -128,6 +134,10 @@ class CertificateVault:
             issuer_name="Self", subject=subject, validity_in_months=validity_months, key_type=KeyType.rsa,
             key_size=key_size, exportable=exportable, reuse_key=False,
             content_type=CertificateContentType.pkcs12,
+            # Never Key Vault's default AutoRenew: a version it renews on its own has a new key that no app
+            # registration carries, so tokens would break. certauth rotates itself (new version, addKey, proof,
+            # removeKey); Key Vault only tells the vault's certificate contacts when 80 % of the lifetime is gone.
+            lifetime_actions=[LifetimeAction(CertificatePolicyAction.email_contacts, lifetime_percentage=80)],
         )
         try:
             poller = self._certificates.begin_create_certificate(name, policy=policy)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
 from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
@@ -22,6 +23,11 @@ MAILBOX_MAX_LENGTH = 254  # RFC 5321 path limit
 # mailbox is a user, so anything else (backticks, $, quotes, spaces) is refused before it can reach a
 # Graph filter, an app name or a generated PowerShell script.
 UPN_LOCAL_PART = re.compile(r"^[A-Za-z0-9'._!#^~-]{1,64}$")
+DEFAULT_VALIDITY_MONTHS = 12
+MAX_VALIDITY_MONTHS = 24
+# Key Vault counts a certificate's validity in whole calendar months (CertificatePolicy validity_in_months) and
+# a month lasts up to 31 days, so N months surely fit a lifetime cap when N x 31 days do.
+LONGEST_MONTH = timedelta(days=31)
 
 
 class _Strict(BaseModel):
@@ -31,7 +37,9 @@ class _Strict(BaseModel):
 class CertificateOptions(_Strict):
     """Options of the Key Vault certificate created for an onboarding."""
 
-    validity_months: int = Field(12, alias="validityMonths", ge=1, le=24, strict=True)
+    # None: the product picks (DEFAULT_VALIDITY_MONTHS, or less where the tenant's app management policy caps
+    # certificate lifetimes; see validity_months_for).
+    validity_months: int | None = Field(None, alias="validityMonths", ge=1, le=MAX_VALIDITY_MONTHS, strict=True)
     key_size: Literal[2048, 3072, 4096] = Field(2048, alias="keySize")
     exportable: bool = Field(False, strict=True)
 
@@ -138,3 +146,38 @@ def parse_onboarding_request(body: bytes) -> OnboardingRequest:
         elif any(item["type"] == "model_type" for item in exc.errors() if not item["loc"]):
             problems = [{"field": "body", "rule": "must be a JSON object"}]
         raise RequestError(problems) from None
+
+
+def months_within(cap: timedelta) -> int:
+    """The most whole months of certificate validity that stay within a lifetime cap, whatever month they
+    start in (0 when not even one month fits)."""
+    return max(0, min(MAX_VALIDITY_MONTHS, cap // LONGEST_MONTH))
+
+
+def iso_duration(value: timedelta) -> str:
+    """A timedelta as an ISO 8601 duration (P90D, P4DT12H30M5S), the way Graph writes maxLifetime."""
+    seconds = int(value.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    time = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n)
+    text = f"P{days}D" if days or not time else "P"
+    return text + (f"T{time}" if time else "")
+
+
+def validity_months_for(requested: int | None, cap: timedelta | None) -> int:
+    """The certificate's validity in months: the request's, or the default; within the tenant's cap on
+    certificate lifetimes (None: no cap, or it could not be read). Raises RequestError naming the field."""
+    field = "certificate.validityMonths"
+    if cap is None:
+        return requested or DEFAULT_VALIDITY_MONTHS
+    allowed = months_within(cap)
+    limit = f"the tenant's app management policy limits certificate lifetimes to {iso_duration(cap)}"
+    if allowed < 1:
+        rule = f"cannot be met: {limit}, shorter than Key Vault's shortest validity (1 month)"
+        raise RequestError([{"field": field, "rule": rule}])
+    if requested is not None and requested > allowed:
+        rule = (f"must be at most {allowed}: {limit} (Key Vault counts whole months; {allowed} month(s) of up to "
+                f"31 days fit)")
+        raise RequestError([{"field": field, "rule": rule}])
+    return requested or min(DEFAULT_VALIDITY_MONTHS, allowed)

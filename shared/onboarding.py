@@ -37,6 +37,9 @@ STEPS = ("certificate", "application", "servicePrincipal", "consent", "directory
 # with Application.ReadWrite.OwnedBy Graph answers 403 until the new app is visible to the ownership check
 # (hashicorp/terraform-provider-azuread#611, #992).
 OWNED_BY_REPLICATION_WINDOW = timedelta(minutes=10)
+# Graph's answer to a keyCredential longer than the tenant's app management policy allows (REFERENCE.md, "Tenant
+# app management policies").
+LIFETIME_POLICY_CODE = "CredentialInvalidLifetimeAsPerAppPolicy"
 
 
 class RetryableStepError(Exception):
@@ -233,9 +236,20 @@ class Onboarding:
 
         async def work(directory: Directory) -> dict:
             app = await directory.upsert_application(application_unique_name(self.id), display_name, required)
-            key_added = await directory.ensure_certificate_key(
-                app["id"], base64.b64decode(info.cer), parse_time(info.not_before), parse_time(info.not_after),
-                f"certauth {info.thumbprint}")
+            try:
+                key_added = await directory.ensure_certificate_key(
+                    app["id"], base64.b64decode(info.cer), parse_time(info.not_before), parse_time(info.not_after),
+                    f"certauth {info.thumbprint}")
+            except GraphError as error:
+                if error.code != LIFETIME_POLICY_CODE:
+                    raise
+                # Graph names the policy, not its limit: say what the product asked for and how to fit it.
+                days = (parse_time(info.not_after) - parse_time(info.not_before)).days
+                raise GraphError(error.status, error.code, (
+                    f"{error.message} The certificate is valid {days} days "
+                    f"({self.request['certificate']['validityMonths']} months): onboard with a smaller "
+                    "certificate.validityMonths, or grant the onboarding app Policy.Read.All so that certauth "
+                    "fits the certificate to the tenant's policy.")) from None
             await self.aprogress("application", {"AppId": app["appId"], "ApplicationObjectId": app["id"]},
                           "application.created" if app["created"] else "application.updated",
                           {"AppId": app["appId"], "KeyAdded": key_added})

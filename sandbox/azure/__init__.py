@@ -154,6 +154,17 @@ class Simulator:
         return self.admin("PUT", f"/tenants/{tenant_id}/grants",
                           {"principal": principal, "resourceAppId": resource_app_id, "roles": roles})
 
+    def set_app_management_policy(self, tenant_id: str, policy: dict | None) -> dict:
+        """Configure the tenant's default app management policy (Graph's tenantAppManagementPolicy JSON, e.g.
+        applicationRestrictions.keyCredentials with an asymmetricKeyLifetime); None restores Graph's default
+        (disabled, no restrictions). Returns the policy as Graph now answers it."""
+        path = f"/tenants/{tenant_id}/appManagementPolicy"
+        return self.admin("DELETE", path) if policy is None else self.admin("PUT", path, policy)
+
+    def app_management_policy(self, tenant_id: str) -> dict:
+        """The tenant's default app management policy, as Graph answers it."""
+        return self.admin("GET", f"/tenants/{tenant_id}/appManagementPolicy")
+
     def tenant_state(self, tenant_id: str) -> dict:
         """Objects and counts in a tenant."""
         return self.admin("GET", f"/tenants/{tenant_id}")

@@ -28,12 +28,17 @@ def parse_args(argv: list[str] | None = None) -> SimulatorConfig:
                         help="where the CA and the CA bundle are written")
     parser.add_argument("--provisioner-roles", default=None,
                         help="comma-separated Microsoft Graph app roles the seeded identities hold")
+    parser.add_argument("--creation-polls", type=int, default=0, metavar="N",
+                        help="Key Vault: polls of a certificate creation that answer inProgress before it "
+                             "completes (0 = the first poll; the SDK sleeps 5 s of real time between polls)")
     parser.add_argument("--config", type=Path, default=None,
                         help='JSON file: {"faults": [...], "replicationDelay": {...}}')
     args = parser.parse_args(argv)
     config = SimulatorConfig(tenants=args.tenants, host=args.host, state_dir=args.state_dir,
                              ports={o: getattr(args, f"{o}_port") for o in ORIGINS},
-                             tables_upstream=args.tables_upstream)
+                             tables_upstream=args.tables_upstream, vault_creation_polls=args.creation_polls)
+    if args.creation_polls < 0:
+        parser.error("--creation-polls: an integer >= 0")
     if args.tables_upstream is not None:
         try:
             Upstream(args.tables_upstream)

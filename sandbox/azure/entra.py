@@ -5,7 +5,13 @@ Sources: learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-gran
 learn.microsoft.com/entra/identity-platform/certificate-credentials,
 learn.microsoft.com/entra/identity-platform/v2-admin-consent,
 learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference,
-learn.microsoft.com/entra/identity-platform/reference-error-codes.
+learn.microsoft.com/entra/identity-platform/reference-error-codes,
+learn.microsoft.com/entra/identity-platform/v2-protocols-oidc (discovery, also for common / organizations /
+consumers), learn.microsoft.com/entra/identity-platform/access-token-claims-reference (claims per version).
+
+With replication delay on (PUT /_sandbox/faults), the token endpoint lags the directory as Entra's does: a new
+service principal cannot sign in, a new certificate is not known, new grants are not in `roles` yet
+(microsoft.REPLICATION_DELAY_FACTS).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from aiohttp import web
 from . import microsoft as ms
 from .errors import AADError
 from .tokens import (
+    CLIENT_CERTIFICATE,
+    CLIENT_SECRET,
     TokenRejected,
     certificate_thumbprints,
     load_der_certificate,
@@ -36,6 +44,8 @@ MULTI_TENANT_AUDIENCES = {"AzureADMultipleOrgs", "AzureADandPersonalMicrosoftAcc
 # app that trusts it. Source: learn.microsoft.com/entra/workload-id/
 # workload-identity-federation-config-app-trust-managed-identity
 TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
+# Authority aliases that name no tenant (v2-protocols-oidc, "Find your app's OpenID configuration document URI").
+MULTI_TENANT_AUTHORITIES = ("common", "organizations", "consumers")
 
 routes = web.RouteTableDef()
 
@@ -67,9 +77,20 @@ def _parse_time(value: str | None) -> float | None:
 
 @routes.get("/{tenant}/v2.0/.well-known/openid-configuration")
 async def openid_configuration(request: web.Request) -> web.Response:
-    """OIDC discovery; endpoints name the tenant by id even when asked by domain, as Entra does."""
-    tenant = _tenant_or_error(request)
-    base = f"{_login_url(request)}/{tenant.id}"
+    """OIDC discovery; endpoints name the tenant by id even when asked by domain, as Entra does. The
+    multi-tenant authorities (common, organizations, consumers) keep their alias in the endpoints; their
+    issuer is a template with the literal `{tenantid}` (consumers: the Microsoft account tenant), see
+    microsoft.DISCOVERY_FACTS."""
+    alias = request.match_info["tenant"].lower()
+    login = _login_url(request)
+    if alias in MULTI_TENANT_AUTHORITIES:
+        base = f"{login}/{alias}"
+        issuer_tenant = ms.MSA_TENANT_ID if alias == "consumers" else "{tenantid}"
+        issuer, region = f"{login}/{issuer_tenant}/v2.0", None
+    else:
+        tenant = _tenant_or_error(request)
+        base = f"{login}/{tenant.id}"
+        issuer, region = f"{base}/v2.0", "EU"
     return web.json_response({
         "token_endpoint": f"{base}/oauth2/v2.0/token",
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
@@ -79,7 +100,7 @@ async def openid_configuration(request: web.Request) -> web.Response:
         "id_token_signing_alg_values_supported": ["RS256"],
         "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "issuer": f"{base}/v2.0",
+        "issuer": issuer,
         "request_uri_parameter_supported": False,
         "userinfo_endpoint": f"{base}/openid/userinfo",
         "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
@@ -88,7 +109,7 @@ async def openid_configuration(request: web.Request) -> web.Response:
         "frontchannel_logout_supported": True,
         "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "tid", "oid", "roles"],
-        "tenant_region_scope": "EU",
+        "tenant_region_scope": region,
         "cloud_instance_name": "sandbox.local",
         "cloud_graph_host_name": "graph.windows.net",
         "msgraph_host": "graph.microsoft.com",
@@ -98,7 +119,8 @@ async def openid_configuration(request: web.Request) -> web.Response:
 @routes.get("/{tenant}/discovery/v2.0/keys")
 async def jwks(request: web.Request) -> web.Response:
     """The keys that sign the sandbox's tokens."""
-    _tenant_or_error(request)
+    if request.match_info["tenant"].lower() not in MULTI_TENANT_AUTHORITIES:
+        _tenant_or_error(request)
     return web.json_response(request.app["issuer"].jwks())
 
 
@@ -143,6 +165,14 @@ def _client_not_found(client_id: str, tenant: Tenant) -> AADError:
                     "your authentication request to the wrong tenant.")
 
 
+def _missing_service_principal(client_id: str, tenant: Tenant) -> AADError:
+    # The app is registered in this tenant but has no service principal here (or the new one has not replicated
+    # to the token service yet): microsoft.AADSTS_ERRORS["missing_service_principal"].
+    fact = ms.AADSTS_ERRORS["missing_service_principal"]
+    return AADError(fact["status"], fact["error"], fact["aadsts"],
+                    fact["message"].format(client_id=client_id, tenant_id=tenant.id))
+
+
 def _check_secret(world: World, app_home: Tenant, app: dict, secret: str) -> None:
     now = world.clock.epoch()
     for stored in app_home.client_secrets.get(app["id"], []):
@@ -181,6 +211,9 @@ def check_client_assertion(world: World, app: dict, assertion: str, expected_aud
         if (presented_s256 and presented_s256 == s256) or (not presented_s256 and presented_s1 == s1):
             match = credential
             break
+    found = world.home_application(client_id)
+    if match is not None and found is not None and not world.key_credential_replicated(found[0], app, match):
+        match = None  # a key added a moment ago has not reached the token service yet ("keyCredential" delay)
     if match is None:
         raise AADError(401, "invalid_client", 700027,
                        "The certificate with identifier used to sign the client assertion is not registered on "
@@ -217,9 +250,8 @@ def check_client_assertion(world: World, app: dict, assertion: str, expected_aud
     audiences = claims.get("aud")
     audiences = audiences if isinstance(audiences, list) else [audiences]
     if not any(a in expected_audiences for a in audiences):
-        raise AADError(401, "invalid_client", 700212,
-                       f"The client assertion audience claim does not match the Realm issuer. Expected one of "
-                       f"{sorted(expected_audiences)}.")
+        fact = ms.AADSTS_ERRORS["assertion_audience_invalid"]
+        raise AADError(fact["status"], fact["error"], fact["aadsts"], fact["message"])
     exp, nbf = claims.get("exp"), claims.get("nbf", claims.get("iat"))
     if exp is None or now - CLOCK_SKEW >= exp or (nbf is not None and now + CLOCK_SKEW < nbf):
         raise AADError(401, "invalid_client", 700024,
@@ -240,6 +272,9 @@ def _hex_thumbprint(b64url: str) -> str:
 async def token(request: web.Request) -> web.Response:
     """Client-credentials grant with a client secret or a certificate client assertion."""
     world = _world(request)
+    if request.match_info["tenant"].lower() in ("common", "consumers"):
+        fact = ms.AADSTS_ERRORS["grant_not_supported_on_alias"]
+        raise AADError(fact["status"], fact["error"], fact["aadsts"], fact["message"])
     tenant = _tenant_or_error(request)
     form = await request.post()
     grant_type = form.get("grant_type")
@@ -252,10 +287,15 @@ async def token(request: web.Request) -> web.Response:
                        "The request body must contain the following parameter: 'client_id'.")
     resource_sp, audience = _scope_resource(form.get("scope"), tenant)
     home = world.home_application(client_id)
-    client_sp = tenant.service_principal_by_app_id(client_id)
-    if home is None or client_sp is None:
+    if home is None:
         raise _client_not_found(client_id, tenant)
     app_home, app = home
+    client_sp = tenant.service_principal_by_app_id(client_id)
+    if client_sp is None or not world.is_replicated(tenant, client_sp["id"], "servicePrincipal"):
+        # In the app's home tenant Entra names the missing service principal; elsewhere the app was never
+        # consented to (or its consent has not replicated yet).
+        raise _missing_service_principal(client_id, tenant) if app_home.id == tenant.id \
+            else _client_not_found(client_id, tenant)
     if not client_sp.get("accountEnabled", True):
         raise AADError(400, "unauthorized_client", 7000112,
                        f"Application '{client_id}'({app.get('displayName')}) is disabled.")
@@ -266,26 +306,31 @@ async def token(request: web.Request) -> web.Response:
         issuer = request.app["issuer"]
         if _header_kid(form["client_assertion"]) == issuer.kid:
             check_federated_assertion(world, issuer, app, form["client_assertion"])
-            return _token_response(request, tenant, client_sp, resource_sp, audience)
+            # azpacr/appidacr for a federated credential: UNCONFIRMED (a client assertion, so 2 as for certificates)
+            return _token_response(request, tenant, client_sp, resource_sp, audience, CLIENT_CERTIFICATE)
         login = _login_url(request)
         expected = {f"{login}/{ref}/oauth2/v2.0/token" for ref in (tenant.id, tenant.domain,
                                                                     request.match_info["tenant"])}
         expected |= {f"{login}/{ref}/oauth2/token" for ref in (tenant.id, tenant.domain)}
         check_client_assertion(world, app, form["client_assertion"], expected)
+        client_auth = CLIENT_CERTIFICATE
     elif "client_secret" in form:
         _check_secret(world, app_home, app, form["client_secret"])
+        client_auth = CLIENT_SECRET
     else:
         raise AADError(401, "invalid_client", 7000218,
                        "The request body must contain the following parameter: 'client_assertion' or "
                        "'client_secret'.")
-    return _token_response(request, tenant, client_sp, resource_sp, audience)
+    return _token_response(request, tenant, client_sp, resource_sp, audience, client_auth)
 
 
 def _token_response(request: web.Request, tenant: Tenant, client_sp: dict, resource_sp: dict,
-                    audience: str) -> web.Response:
-    roles = tenant.roles_for(client_sp["id"], resource_sp["id"])
+                    audience: str, client_auth: str) -> web.Response:
+    # `roles` catch up with new grants only after the "appRoleAssignment" replication delay.
+    roles = _world(request).token_roles(tenant, client_sp["id"], resource_sp["id"])
     access_token, _ = request.app["issuer"].issue(tenant_id=tenant.id, object_id=client_sp["id"],
-                                                  app_id=client_sp["appId"], audience=audience, roles=roles)
+                                                  app_id=client_sp["appId"], audience=audience, roles=roles,
+                                                  client_auth=client_auth)
     lifetime = 3599
     return web.json_response({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
                               "access_token": access_token}, headers={"Cache-Control": "no-store"})
@@ -342,13 +387,42 @@ def _error_page(status: int, aadsts: int, message: str) -> web.Response:
 
 @routes.get("/{tenant}/adminconsent")
 async def admin_consent(request: web.Request) -> web.Response:
-    """The admin-consent endpoint: the sandbox's administrator accepts (or, if configured, declines)
+    """The v1 admin-consent endpoint: the sandbox's administrator accepts (or, if configured, declines)
     at once and is redirected back with admin_consent, tenant and state."""
+    return _admin_consent(request, v2=False)
+
+
+@routes.get("/{tenant}/v2.0/adminconsent")
+async def admin_consent_v2(request: web.Request) -> web.Response:
+    """The v2 admin-consent endpoint (entra/identity-platform/v2-admin-consent): `scope` is required; a
+    `/.default` scope consents to the app's required application permissions; the redirect carries
+    admin_consent, tenant, scope and state (and admin_consent=True with an error)."""
+    return _admin_consent(request, v2=True)
+
+
+def _consenting_tenant(request: web.Request) -> Tenant | web.Response:
+    """The tenant whose administrator consents: the one in the URL, or for `organizations` (and the older
+    `common`) the one the sandbox's administrator signs in to (PUT /_sandbox/consent {"tenant": …})."""
     world = _world(request)
     ref = request.match_info["tenant"]
+    if ref.lower() in ("organizations", "common"):
+        chosen = request.app["consent"].get("tenant")
+        tenant = world.tenants.get(chosen) if chosen else None
+        if tenant is None:
+            return _error_page(400, 90002, f"The sandbox's administrator has no tenant to sign in to for '{ref}': "
+                                           "set one with PUT /_sandbox/consent {\"tenant\": <tenant id>}.")
+        return tenant
     tenant = world.tenant(ref)
     if tenant is None:
         return _error_page(400, 90002, f"Tenant '{ref}' not found.")
+    return tenant
+
+
+def _admin_consent(request: web.Request, *, v2: bool) -> web.Response:
+    world = _world(request)
+    tenant = _consenting_tenant(request)
+    if isinstance(tenant, web.Response):
+        return tenant
     query = request.query
     client_id, redirect_uri = query.get("client_id", ""), query.get("redirect_uri", "")
     home = world.home_application(client_id)
@@ -364,15 +438,24 @@ async def admin_consent(request: web.Request) -> web.Response:
                                        f"match the redirect URIs configured for the application '{client_id}'.")
 
     def back(params: dict) -> web.Response:
+        if v2:  # v2 answers admin_consent=True on errors too (v2-admin-consent, "Error response")
+            params = {"admin_consent": "True", **params}
         params = {**params, "state": query.get("state", "")} if "state" in query else params
         separator = "&" if urllib.parse.urlsplit(redirect_uri).query else "?"
         raise web.HTTPFound(redirect_uri + separator + urllib.parse.urlencode(params))
 
+    scope = query.get("scope", "")
+    if v2 and not scope.strip():
+        fact = ms.AADSTS_ERRORS["admin_consent_scope_missing"]
+        return back({"error": fact["error"], "error_description": f"AADSTS{fact['aadsts']}: {fact['message']}"})
     if request.app["consent"].get("decision", "accept") != "accept":
-        return back({"error": "access_denied",
-                     "error_description": "AADSTS65004: User declined to consent to access the app."})
+        fact = ms.AADSTS_ERRORS["admin_consent_declined_v2" if v2 else "admin_consent_declined"]
+        return back({"error": fact["error"], "error_description": f"AADSTS{fact['aadsts']}: {fact['message']}"})
+    # Application permissions are consented only through a static scope: "In order to request app permissions,
+    # you must use the /.default value" (v2-admin-consent). Delegated (dynamic) scopes are not modelled.
+    grant_roles = not v2 or any(s.endswith("/.default") for s in scope.split())
     sp = tenant.service_principal_by_app_id(client_id) or world.new_service_principal(tenant, app, app_home)
-    for required in app.get("requiredResourceAccess", []):
+    for required in app.get("requiredResourceAccess", []) if grant_roles else []:
         resource = tenant.service_principal_by_app_id(required["resourceAppId"])
         if resource is None:
             return back({"error": "invalid_request",
@@ -383,6 +466,8 @@ async def admin_consent(request: web.Request) -> web.Response:
         for access in required.get("resourceAccess", []):
             if access.get("type") == "Role" and access["id"] not in have:
                 world.new_app_role_assignment(tenant, sp, resource, access["id"])
+    if v2:
+        return back({"tenant": tenant.id, "scope": scope})
     return back({"admin_consent": "True", "tenant": tenant.id})
 
 
@@ -433,7 +518,7 @@ async def managed_identity_token(request: web.Request) -> web.Response:
                                   f"{resource} was not found in the tenant named {tenant.display_name}."},
                                  status=400)
     resource_sp, audience = target
-    roles = tenant.roles_for(sp["id"], resource_sp["id"])
+    roles = world.token_roles(tenant, sp["id"], resource_sp["id"])
     access_token, expires_on = request.app["issuer"].issue(tenant_id=tenant.id, object_id=sp["id"],
                                                            app_id=sp["appId"], audience=audience, roles=roles)
     return web.json_response({"access_token": access_token, "expires_on": str(expires_on),

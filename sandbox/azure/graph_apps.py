@@ -53,6 +53,7 @@ from .graph_base import (
     unquote_literal,
 )
 from .graph_odata import EntityType
+from .graph_policies import added_keys, enforce_key_lifetime
 from .tokens import b64url_nopad
 from .world import Tenant, new_id
 
@@ -77,6 +78,8 @@ APPLICATION = EntityType(
     # Filterable without advanced query headers (application resource page, "Supports $filter (eq …)").
     eq=frozenset({"id", "appId", "displayName", "uniqueName", "signInAudience", "publisherDomain"}),
     startswith=frozenset({"displayName", "uniqueName"}),
+    # identifierUris, tags: "Supports $filter (eq, not, ge, le, startsWith)" (resources/application), through any().
+    collections=frozenset({"identifierUris", "tags"}),
 )
 # learn.microsoft.com/graph/api/resources/application#properties (signInAudience values).
 SIGN_IN_AUDIENCES = {"AzureADMyOrg", "AzureADMultipleOrgs", "AzureADandPersonalMicrosoftAccount",
@@ -88,6 +91,7 @@ KEY_CREDENTIAL_PROPERTIES = frozenset({"customKeyIdentifier", "displayName", "en
 # hex thumbprint sent as text; its SHA-1 digest form is 20 bytes. UNCONFIRMED exact limit.
 CUSTOM_KEY_IDENTIFIER_MAX = 32
 _STANDARD_BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
+_BASE64_WHITESPACE = re.compile(r"[ \t\r\n]+")
 
 # Messages used here that microsoft.py does not list (tell the lead if they should move there).
 APP_ERRORS = {
@@ -95,8 +99,6 @@ APP_ERRORS = {
     # error 'Invalid certificate: Key value is invalid certificate' when using Microsoft Graph to PATCH …
     # keyCredentials". Code UNCONFIRMED (KeyCredentialsInvalidValue, as for empty keys).
     "invalid_certificate": (400, "KeyCredentialsInvalidValue", "Invalid certificate: Key value is invalid certificate"),
-    # Start date before/after the certificate's notBefore. UNCONFIRMED (modelled on KeyCredentialsInvalidEndDate).
-    "invalid_start_date": (400, "KeyCredentialsInvalidStartDate", "Key credential start date is invalid."),
     # OBSERVED (AAD Graph, Azure/azure-powershell#6784 and #6855): re-sending an existing keyId with other key bytes.
     "key_id_update": (400, "Request_BadRequest", "Update to existing credential with KeyId is not allowed"),
     # uniqueName is an immutable alternate key (application-upsert; resources/application "uniqueName …
@@ -162,11 +164,15 @@ def resolve_app(ctx: Ctx) -> dict:
 # -- keyCredentials -------------------------------------------------------------------------------------
 
 def parse_binary(value) -> bytes:
-    """An Edm.Binary property: standard base64 with padding (.NET Convert.FromBase64String rules)."""
-    if not isinstance(value, str) or len(value) % 4 or not _STANDARD_BASE64.match(value):
+    """An Edm.Binary property: standard base64 with padding, read like .NET's Convert.FromBase64String, which
+    ignores tab, line feed, carriage return and space (microsoft.KEY_CREDENTIAL_FACTS["binary_whitespace"])."""
+    if not isinstance(value, str):
+        raise graph_error("binary_literal_invalid", literal=value)
+    compact = _BASE64_WHITESPACE.sub("", value)
+    if len(compact) % 4 or not _STANDARD_BASE64.match(compact):
         raise graph_error("binary_literal_invalid", literal=value)
     try:
-        return base64.b64decode(value, validate=True)
+        return base64.b64decode(compact, validate=True)
     except binascii.Error as exc:
         raise graph_error("binary_literal_invalid", literal=value) from exc
 
@@ -207,17 +213,22 @@ def new_key_credential(data: dict, key_id: str | None = None) -> dict:
         not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
     except ValueError as exc:
         raise app_error("invalid_certificate") from exc
-    # Dates must be the certificate's own validity (REFERENCE.md; Entra infers them from the certificate when
-    # absent: Azure-Samples/active-directory-dotnet-daemon-certificate-credential#30 "the dates are inferred by
-    # the content of the certificate"). Compared to the second.
+    # Dates lie inside the certificate's validity: notBefore <= start < end <= notAfter, compared to the second
+    # (microsoft.KEY_CREDENTIAL_FACTS["dates"]: the Azure CLI sends notBefore + 1 s and notAfter - 1 s). Entra
+    # infers them from the certificate when absent (Azure-Samples/active-directory-dotnet-daemon-certificate-
+    # credential#30 "the dates are inferred by the content of the certificate").
+    not_before, not_after = not_before.replace(microsecond=0), not_after.replace(microsecond=0)
+    start, end = not_before, not_after
     if data.get("startDateTime") is not None:
         start = parse_datetime(data["startDateTime"]).replace(microsecond=0)
-        if start != not_before.replace(microsecond=0):
-            raise app_error("invalid_start_date")
+        if start < not_before:
+            raise graph_error("key_start_date_invalid")
     if data.get("endDateTime") is not None:
         end = parse_datetime(data["endDateTime"]).replace(microsecond=0)
-        if end != not_after.replace(microsecond=0):
+        if end > not_after:
             raise graph_error("key_end_date_invalid")
+    if start >= end:
+        raise graph_error("key_end_date_invalid")
     custom = data.get("customKeyIdentifier")
     if custom is not None:
         custom_bytes = parse_binary(custom)
@@ -231,10 +242,10 @@ def new_key_credential(data: dict, key_id: str | None = None) -> dict:
     return {
         "customKeyIdentifier": base64.b64encode(custom_bytes).decode(),
         "displayName": display_name,
-        "endDateTime": isoformat_z(not_after.replace(microsecond=0)),
+        "endDateTime": isoformat_z(end),
         "key": None,
         "keyId": key_id or new_id(),
-        "startDateTime": isoformat_z(not_before.replace(microsecond=0)),
+        "startDateTime": isoformat_z(start),
         "type": kind,
         "usage": usage,
         "_der": der,
@@ -358,11 +369,15 @@ def create_app(ctx: Ctx, body: dict, unique_name: str | None = None) -> dict:
         if body.get("uniqueName") not in (None,) and str(body["uniqueName"]).lower() != unique_name.lower():
             raise app_error("unique_name_immutable")
         body = {**body, "uniqueName": unique_name}
+    from .graph_deleted import unique_name_held
+    if body.get("uniqueName") is not None and unique_name_held(ctx.world, tenant, str(body["uniqueName"])):
+        raise graph_error("unique_name_held_by_deleted_app")  # microsoft.SOFT_DELETE_FACTS["unique_name"]
     if not isinstance(body.get("displayName"), str) or not body["displayName"].strip():
         # application-upsert: "The request body must contain displayName, which is a required property."
         raise graph_error("invalid_value", name="displayName", resource="Application")
     template = {"id": None, "uniqueName": None, "keyCredentials": [], "passwordCredentials": []}
     updated = apply_changes(tenant, template, body, creating=True)
+    enforce_key_lifetime(ctx, None, updated.get("keyCredentials", []))  # the tenant's app management policy
     fields = {k: v for k, v in updated.items() if k not in ("id",)}
     app = ctx.world.new_application(tenant, fields, owner_id=ctx.caller.object_id)
     return app
@@ -423,6 +438,8 @@ async def patch_application(ctx: Ctx) -> web.StreamResponse:
     ctx.require("application.upsert" if unique_name is not None else "application.update",
                 owned=ctx.owns(app["id"]))
     updated = apply_changes(ctx.tenant, app, body, creating=False)
+    enforce_key_lifetime(ctx, app.get("createdDateTime"),
+                         added_keys(app.get("keyCredentials", []), updated.get("keyCredentials", [])))
     app.clear()
     app.update(updated)
     return respond(ctx, None, status=204)
@@ -430,17 +447,12 @@ async def patch_application(ctx: Ctx) -> web.StreamResponse:
 
 @route("DELETE", r"/applications" + APP_REF)
 async def delete_application(ctx: Ctx) -> web.StreamResponse:
-    """Delete an application; its service principal in the home tenant and their assignments go with it."""
+    """Soft-delete an application: it and its home-tenant service principal (with their assignments) move to
+    /directory/deletedItems for 30 days (application-delete; graph_deleted)."""
     app = resolve_app(ctx)
     ctx.require("application.delete", owned=ctx.owns(app["id"]))
-    tenant = ctx.tenant
-    del tenant.applications[app["id"]]
-    tenant.owners.pop(app["id"], None)
-    tenant.client_secrets.pop(app["id"], None)
-    sp = tenant.service_principal_by_app_id(app["appId"])
-    if sp is not None:
-        from .graph_sps import remove_service_principal
-        remove_service_principal(tenant, sp)
+    from .graph_deleted import soft_delete_application
+    soft_delete_application(ctx.world, ctx.tenant, app)
     return respond(ctx, None, status=204)
 
 
@@ -549,6 +561,7 @@ async def add_key(ctx: Ctx) -> web.StreamResponse:
     if isinstance(data, dict):
         data.pop("keyId", None)  # a new key always gets a new keyId
     credential = new_key_credential(data)
+    enforce_key_lifetime(ctx, app.get("createdDateTime"), [credential])
     app["keyCredentials"] = [*app.get("keyCredentials", []), credential]
     out = {"@odata.context": ctx.context_url("microsoft.graph.keyCredential"), **serialize_key(credential)}
     return respond(ctx, out, status=200)

@@ -18,7 +18,16 @@ from aiohttp import web
 
 from . import microsoft as ms
 from .errors import ServiceError
-from .graph_odata import apply_select, check_options, next_link, page, parse_filter, parse_select, select_suffix
+from .graph_odata import (
+    advanced_query,
+    apply_select,
+    check_options,
+    next_link,
+    page,
+    parse_filter,
+    parse_select,
+    select_suffix,
+)
 from .tokens import Caller
 from .world import Tenant, World
 
@@ -235,14 +244,17 @@ def list_response(ctx: Ctx, items: list[dict], entity, fragment: str,
     """A collection: $filter, $select, $top/$skiptoken and @odata.context / @odata.nextLink."""
     check_options(ctx.query)
     select = parse_select(ctx.query.get("select"), entity)
+    eventual, advanced = advanced_query(ctx.query, ctx.request.headers)
     if "filter" in ctx.query:
-        predicate = parse_filter(ctx.query["filter"], entity)
+        predicate = parse_filter(ctx.query["filter"], entity, advanced=advanced)
         items = [i for i in items if predicate(i)]
     objects = [apply_select(serialize(i), select) for i in items]
     url = ctx.base + ctx.request.path[len("/v1.0"):]
     chunk, nxt = page(objects, ctx.query, lambda token: next_link(url, ctx.query, token))
     body: dict[str, Any] = {"@odata.context": ctx.context_url(fragment + select_suffix(select))}
-    if ctx.query.get("count", "").lower() == "true":
+    # On directory objects "$count=true" without ConsistencyLevel: eventual is silently ignored
+    # (graph/aad-advanced-queries, "Error handling for advanced queries"; microsoft.GRAPH_FILTER_FACTS).
+    if ctx.query.get("count", "").lower() == "true" and (eventual or not entity.directory_object):
         body["@odata.count"] = len(objects)
     if nxt:
         body["@odata.nextLink"] = nxt

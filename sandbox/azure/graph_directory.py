@@ -51,6 +51,7 @@ ROLE_ASSIGNMENT = EntityType(
     properties=frozenset({"id", "appScopeId", "condition", "directoryScopeId", "principalId", "roleDefinitionId"}),
     eq=frozenset({"id", "principalId", "roleDefinitionId", "directoryScopeId", "appScopeId"}),
     startswith=frozenset(),
+    directory_object=False,  # not in aad-advanced-queries' list of directory objects
 )
 ROLE_DEFINITION = EntityType(
     name="unifiedRoleDefinition", resource="UnifiedRoleDefinition",
@@ -58,6 +59,7 @@ ROLE_DEFINITION = EntityType(
                           "rolePermissions", "templateId", "version", "inheritsPermissionsFrom"}),
     eq=frozenset({"id", "displayName", "templateId", "isBuiltIn", "isEnabled"}),
     startswith=frozenset({"displayName"}),
+    directory_object=False,
 )
 ORGANIZATION = EntityType(
     name="organization", resource="Organization",

@@ -1,10 +1,12 @@
 """OData query options for the simulated Graph: $filter, $select, $top, paging.
 
 Sources:
-  https://learn.microsoft.com/graph/filter-query-parameter (eq, startswith, and/or; directory objects
-    compare strings case-insensitively)
+  https://learn.microsoft.com/graph/filter-query-parameter (eq, in, startswith, and/or; directory objects
+    compare strings case-insensitively; the `any` lambda, `all` "isn't supported in Microsoft Graph")
   https://learn.microsoft.com/graph/aad-advanced-queries (what directory objects support without
-    ConsistencyLevel: eventual; unsupported clauses → 400 Request_UnsupportedQuery)
+    ConsistencyLevel: eventual; ne / not / endsWith and $count only in advanced queries; unsupported clauses →
+    400 Request_UnsupportedQuery)
+  microsoft.GRAPH_FILTER_FACTS (each rule with its source and mark)
   https://learn.microsoft.com/graph/paging ($top 1-999 on directory objects, @odata.nextLink with $skiptoken)
   https://learn.microsoft.com/graph/query-parameters#select ($select; unknown property → 400)
 """
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import microsoft as ms
 from .errors import ServiceError
 
 DEFAULT_PAGE_SIZE = 100   # directory objects: 100 by default, $top up to 999 (learn.microsoft.com/graph/paging)
@@ -31,12 +34,28 @@ class EntityType:
     name: str                      # OData type name, e.g. "application"
     resource: str                  # directory resource name used in messages, e.g. "Application"
     properties: frozenset[str]     # properties $select may name
-    eq: frozenset[str]             # properties `eq` may filter on
+    eq: frozenset[str]             # properties `eq` may filter on (and `ne` / `not` in advanced queries)
     startswith: frozenset[str]     # properties startswith() may filter on
+    # String collections a lambda may filter on: servicePrincipalNames/any(c:c eq '…') or any(c:startswith(c,'…')).
+    collections: frozenset[str] = frozenset()
+    # Edm.Guid properties: compared with GUID literals, never with strings (microsoft.GRAPH_FILTER_FACTS).
+    guids: frozenset[str] = frozenset()
+    # endsWith(): on directory objects only in advanced queries and only on mail, otherMails, userPrincipalName and
+    # proxyAddresses (aad-advanced-queries), none of which the simulated types have.
+    endswith: frozenset[str] = frozenset()
+    # Directory objects follow the advanced-query rules: ne / not / endsWith and $count need ConsistencyLevel:
+    # eventual and $count=true (aad-advanced-queries). Role management resources are not directory objects.
+    directory_object: bool = True
 
 
 def _err(status: int, code: str, message: str) -> ServiceError:
     return ServiceError(status, code, message)
+
+
+def _fact(key: str, **fields: Any) -> ServiceError:
+    """A ServiceError from microsoft.GRAPH_ERRORS_CATALOG."""
+    fact = ms.GRAPH_ERRORS_CATALOG[key]
+    return ServiceError(fact["status"], fact["code"], fact["message"].format(**fields))
 
 
 def unsupported_property(entity: EntityType, prop: str) -> ServiceError:
@@ -52,10 +71,22 @@ def invalid_filter(detail: str) -> ServiceError:
     return _err(400, "BadRequest", f"Invalid filter clause: {detail}")
 
 
+def advanced_query(query: dict[str, str], headers: Any) -> tuple[bool, bool]:
+    """(ConsistencyLevel: eventual sent, advanced query parameters complete: that header and $count=true)."""
+    eventual = (headers.get("ConsistencyLevel") or "").strip().lower() == "eventual"
+    return eventual, eventual and (query.get("count") or "").lower() == "true"
+
+
 # -- $filter ---------------------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<lp>\()|(?P<rp>\))|(?P<comma>,)|"
+# An unquoted GUID is an Edm.Guid literal (OData ABNF guidValue; Graph's own example
+# `assignedLicenses/any(s:s/skuId eq 184efa21-98c3-4e5d-95ab-d07053a96e67)`, graph/filter-query-parameter).
+_TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<lp>\()|(?P<rp>\))|(?P<comma>,)|(?P<colon>:)|"
+                    r"(?P<guid>[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+                    r"(?![0-9A-Za-z_-]))|"
                     r"(?P<word>[A-Za-z_][A-Za-z0-9_./]*)|(?P<num>-?\d+(?:\.\d+)?))")
+# OData binary operator kinds, as the ODL parser names them in its type errors.
+_OPERATOR_KIND = {"eq": "Equal", "ne": "NotEqual"}
 
 
 def _tokenize(text: str) -> list[tuple[str, str, int]]:
@@ -80,13 +111,15 @@ def _norm(value: Any) -> Any:
     return value.casefold() if isinstance(value, str) else value
 
 
-def parse_filter(text: str, entity: EntityType) -> Predicate:
-    """Compile a $filter expression (eq, startswith(), and, or, parentheses) into a predicate."""
+def parse_filter(text: str, entity: EntityType, advanced: bool = False) -> Predicate:
+    """Compile a $filter expression into a predicate: eq, in, startswith(), and, or, parentheses, the `any`
+    lambda over string collections, and (advanced queries on directory objects only) ne, not, endsWith()."""
     tokens = _tokenize(text)
     pos = 0
+    lambda_var: str | None = None   # the range variable inside any(…)
 
-    def peek() -> tuple[str, str, int] | None:
-        return tokens[pos] if pos < len(tokens) else None
+    def peek(offset: int = 0) -> tuple[str, str, int] | None:
+        return tokens[pos + offset] if pos + offset < len(tokens) else None
 
     def take(kind: str | None = None, value: str | None = None) -> tuple[str, str, int]:
         nonlocal pos
@@ -98,17 +131,128 @@ def parse_filter(text: str, entity: EntityType) -> Predicate:
         pos += 1
         return tok
 
-    def literal() -> Any:
+    def literal() -> tuple[Any, str | None]:
+        """A literal and its EDM type (None for null)."""
         kind, value, at = take()
         if kind == "str":
-            return value[1:-1].replace("''", "'")
+            return value[1:-1].replace("''", "'"), "Edm.String"
+        if kind == "guid":
+            return value.lower(), "Edm.Guid"
         if kind == "word" and value.lower() in ("true", "false"):
-            return value.lower() == "true"
+            return value.lower() == "true", "Edm.Boolean"
         if kind == "word" and value.lower() == "null":
-            return None
+            return None, None
         if kind == "num":
-            return float(value) if "." in value else int(value)
+            return (float(value), "Edm.Double") if "." in value else (int(value), "Edm.Int32")
         raise invalid_filter(f"Syntax error at position {at} in '{text}'.")
+
+    def needs_advanced(operator: str) -> None:
+        """ne / not / endsWith on directory objects: only with ConsistencyLevel: eventual and $count=true."""
+        if entity.directory_object and not advanced:
+            raise _fact("advanced_query_required", operator=operator)
+
+    def getter(prop: str) -> Callable[[Any], Any]:
+        """Reads `prop` of an object, or the collection item itself for the range variable (bound now)."""
+        if prop == lambda_var:
+            return lambda item: item
+        return lambda obj: obj.get(prop) if isinstance(obj, dict) else None
+
+    def check_property(prop: str, allowed: frozenset[str]) -> None:
+        if prop == lambda_var:
+            return
+        if prop not in allowed:
+            raise unsupported_property(entity, prop)
+
+    def check_types(prop: str, edm: str | None, op: str) -> None:
+        """Edm.Guid properties take GUID literals, string properties take strings (microsoft.GRAPH_FILTER_FACTS)."""
+        declared = "Edm.Guid" if prop in entity.guids else "Edm.String"
+        if {declared, edm} == {"Edm.Guid", "Edm.String"}:
+            raise _fact("filter_incompatible_operands", left=declared, right=edm,
+                        kind=_OPERATOR_KIND.get(op, op))
+
+    def string_function(name: str) -> Predicate:
+        take("word")
+        take("lp")
+        prop = take("word")[1]
+        take("comma")
+        value, _ = literal()
+        take("rp")
+        if name == "endswith":
+            needs_advanced("endsWith")
+            check_property(prop, entity.endswith)
+        else:
+            check_property(prop, entity.startswith)
+        if not isinstance(value, str):
+            raise invalid_filter(f"{name}() needs a string in '{text}'.")
+        wanted, read = value.casefold(), getter(prop)
+
+        def matches(obj: Any) -> bool:
+            found = read(obj)
+            if not isinstance(found, str):
+                return False
+            return found.casefold().endswith(wanted) if name == "endswith" else found.casefold().startswith(wanted)
+
+        return matches
+
+    def lambda_expression(collection: str, operator: str) -> Predicate:
+        nonlocal lambda_var
+        if operator == "all":
+            # "Currently, it isn't supported in Microsoft Graph." (graph/filter-query-parameter, "all operator")
+            raise _fact("filter_all_unsupported")
+        if collection not in entity.collections:
+            raise unsupported_property(entity, collection)
+        if lambda_var is not None:
+            raise invalid_filter(f"Syntax error at position {tokens[pos - 1][2]} in '{text}'.")
+        take("lp")
+        variable = take("word")[1]
+        if "/" in variable or "." in variable:
+            raise invalid_filter(f"Syntax error at position {tokens[pos - 1][2]} in '{text}'.")
+        take("colon")
+        lambda_var = variable
+        try:
+            inner = disjunction()
+        finally:
+            lambda_var = None
+        take("rp")
+
+        def matches(obj: dict) -> bool:
+            items = obj.get(collection) or []
+            return any(inner(item) for item in items)
+
+        return matches
+
+    def comparison() -> Predicate:
+        prop = take("word")[1]
+        op_tok = take("word")
+        op = op_tok[1].lower()
+        if op not in ("eq", "ne", "gt", "ge", "lt", "le", "in", "has"):
+            raise invalid_filter(f"Syntax error at position {op_tok[2]} in '{text}'.")
+        if op not in ("eq", "ne", "in"):
+            raise _err(400, "Request_UnsupportedQuery", f"Unsupported query operator '{op}' for property "
+                                                        f"'{prop}' of resource '{entity.resource}'.")
+        if op == "in":
+            # "The in operator is supported by default whenever eq operator is supported by default."
+            # (graph/aad-advanced-queries)
+            take("lp")
+            values = [literal()]
+            while (tok := peek()) is not None and tok[0] == "comma":
+                take("comma")
+                values.append(literal())
+            take("rp")
+            check_property(prop, entity.eq)
+            for _, edm in values:
+                check_types(prop, edm, "in")
+            wanted_set, read = {_norm(v) for v, _ in values}, getter(prop)
+            return lambda obj: _norm(read(obj)) in wanted_set
+        value, edm = literal()
+        check_property(prop, entity.eq)
+        check_types(prop, edm, op)
+        if op == "ne":
+            needs_advanced("ne")
+        wanted, read = _norm(value), getter(prop)
+        if op == "eq":
+            return lambda obj: _norm(read(obj)) == wanted
+        return lambda obj: _norm(read(obj)) != wanted
 
     def primary() -> Predicate:
         tok = peek()
@@ -119,37 +263,25 @@ def parse_filter(text: str, entity: EntityType) -> Predicate:
             inner = disjunction()
             take("rp")
             return inner
-        if tok[0] == "word" and tok[1].lower() == "not":
-            raise _err(400, "Request_UnsupportedQuery", "Unsupported query.")
-        if tok[0] == "word" and tok[1].lower() == "startswith" and pos + 1 < len(tokens) \
-                and tokens[pos + 1][0] == "lp":
+        if tok[0] != "word":
+            raise invalid_filter(f"Syntax error at position {tok[2]} in '{text}'.")
+        word = tok[1].lower()
+        following = peek(1)
+        if word == "not":
+            if not entity.directory_object:
+                raise _fact("unsupported_query")
+            needs_advanced("not")
             take("word")
-            take("lp")
-            prop = take("word")[1]
-            take("comma")
-            value = literal()
-            take("rp")
-            if prop not in entity.startswith:
-                raise unsupported_property(entity, prop)
-            if not isinstance(value, str):
-                raise invalid_filter(f"startswith() needs a string in '{text}'.")
-            wanted = value.casefold()
-            return lambda obj: isinstance(obj.get(prop), str) and obj[prop].casefold().startswith(wanted)
-        prop = take("word")[1]
-        op_tok = take("word")
-        op = op_tok[1].lower()
-        if op not in ("eq", "ne", "gt", "ge", "lt", "le", "in", "has"):
-            raise invalid_filter(f"Syntax error at position {op_tok[2]} in '{text}'.")
-        if op != "eq" and op != "ne":
-            raise _err(400, "Request_UnsupportedQuery", f"Unsupported query operator '{op}' for property "
-                                                        f"'{prop}' of resource '{entity.resource}'.")
-        value = literal()
-        if prop not in entity.eq:
-            raise unsupported_property(entity, prop)
-        wanted = _norm(value)
-        if op == "eq":
-            return lambda obj: _norm(obj.get(prop)) == wanted
-        return lambda obj: _norm(obj.get(prop)) != wanted
+            negated = primary()
+            return lambda obj: not negated(obj)
+        if word in ("startswith", "endswith") and following is not None and following[0] == "lp":
+            return string_function(word)
+        if following is not None and following[0] == "lp" and "/" in tok[1]:
+            collection, _, operator = tok[1].rpartition("/")
+            if operator.lower() in ("any", "all"):
+                take("word")
+                return lambda_expression(collection, operator.lower())
+        return comparison()
 
     def conjunction() -> Predicate:
         parts = [primary()]

@@ -77,6 +77,10 @@ SERVICE_PRINCIPAL = EntityType(
     eq=frozenset({"id", "appId", "displayName", "servicePrincipalType", "accountEnabled",
                   "appOwnerOrganizationId"}),
     startswith=frozenset({"displayName"}),
+    # servicePrincipalNames, tags, alternativeNames: "Supports $filter (eq, not, ge, le, startsWith)"
+    # (resources/serviceprincipal), through any(); the Azure CLI resolves SPs with servicePrincipalNames/any(…).
+    collections=frozenset({"servicePrincipalNames", "tags", "alternativeNames"}),
+    guids=frozenset({"appOwnerOrganizationId"}),  # Edm.Guid in the v1.0 metadata
 )
 # microsoft.graph.appRoleAssignment (learn.microsoft.com/graph/api/resources/approleassignment).
 APP_ROLE_ASSIGNMENT_PROPERTIES = frozenset({
@@ -87,6 +91,8 @@ APP_ROLE_ASSIGNMENT = EntityType(
     name="appRoleAssignment", resource="AppRoleAssignment", properties=APP_ROLE_ASSIGNMENT_PROPERTIES,
     eq=frozenset({"id", "appRoleId", "principalId", "resourceId", "principalType"}),
     startswith=frozenset(),
+    # Edm.Guid: filtered with unquoted GUID literals (a quoted one is refused: msgraph-sdk-dotnet#2306).
+    guids=frozenset({"appRoleId", "principalId", "resourceId"}),
 )
 
 SP_ERRORS = {
@@ -256,7 +262,8 @@ async def patch_service_principal(ctx: Ctx) -> web.StreamResponse:
 async def delete_service_principal(ctx: Ctx) -> web.StreamResponse:
     sp = resolve_sp(ctx)
     ctx.require("servicePrincipal.delete", owned=ctx.owns(sp["id"]))
-    remove_service_principal(ctx.tenant, sp)
+    from .graph_deleted import soft_delete_service_principal
+    soft_delete_service_principal(ctx.world, ctx.tenant, sp)  # to deleted items for 30 days (MC344406)
     return respond(ctx, None, status=204)
 
 

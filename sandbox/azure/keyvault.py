@@ -13,19 +13,29 @@ behaviour comes from (learn.microsoft.com unless noted):
   azure/key-vault/general/common-error-codes). Default: the home tenant's seeded provisioner and
   managed identity. ``set_access`` / the admin routes change it.
 - api-version is required on every call (rest/api/keyvault: "api-version: Client API version",
-  required); the installed SDKs send 2026-04-01 (certificates, secrets) and 2025-07-01 (keys).
-- Certificates (rest/api/keyvault/certificates/*): create (202 + CertificateOperation, Location and
-  Retry-After headers), pending (inProgress → completed), get latest / version, versions, list,
-  policy get/update, properties update, import (PFX or PEM), delete (soft), deleted get, recover,
-  purge. Reusing a soft-deleted name → 409 ObjectIsDeletedButRecoverable.
-- Keys (rest/api/keyvault/keys/get-key, keys/sign): the certificate's key, public JWK only; sign.
-- Secrets (rest/api/keyvault/secrets/get-secret): the certificate's secret; PFX or PEM with the
-  private key only when the policy is exportable (certificates/about-certificates
-  #exportable-or-non-exportable-key).
+  required); every version Microsoft's SDKs and the Azure CLI send is accepted (microsoft.KEYVAULT_API_VERSIONS),
+  others get 400 BadParameter "The specified version (…) is not recognized".
+- Certificates (rest/api/keyvault/certificates/*): create (202 + CertificateOperation with the new key's
+  `csr`, Location and Retry-After headers), pending (inProgress → completed, after `creation_polls` polls),
+  merge (issuer Unknown: the operation waits for `POST /pending/merge {x5c}` of a certificate for its key),
+  get latest / version, versions, list, policy get/update, properties update, import (PFX or PEM), delete
+  (soft), deleted get, recover, purge. Reusing a soft-deleted name → 409 ObjectIsDeletedButRecoverable.
+- Lifetime actions (certificates/overview-renew-certificate, tutorial-rotate-certificates): a policy without
+  them gets AutoRenew at 80 %; on the sandbox clock, before every request, AutoRenew makes a new version
+  (new key unless reuse_key, tags kept) and EmailContacts records a notification (GET
+  /_sandbox/vault/notifications), once per action and version.
+- Keys (rest/api/keyvault/keys/get-key, get-keys, get-key-versions, keys/sign): the certificate's key,
+  public JWK only; sign; lists.
+- Secrets (rest/api/keyvault/secrets/get-secret, get-secrets, get-secret-versions): the certificate's
+  secret; PFX or PEM with the private key only when the policy is exportable (certificates/about-
+  certificates#exportable-or-non-exportable-key); lists.
+- Any other path or method: the 401 challenge, then Key Vault's 404 HTML page (microsoft.py).
 - Throttling (azure/key-vault/general/service-limits): 20 software RSA key CREATE transactions per
   10 s per vault → 429 + Retry-After; rejected requests do not count (general/overview-throttling).
-- Soft delete (azure/key-vault/general/soft-delete-overview): recoveryLevel Recoverable+Purgeable,
-  90 retention days; an object is purged automatically once its scheduledPurgeDate passes.
+- Soft delete (azure/key-vault/general/soft-delete-overview): recoveryLevel from the vault's settings
+  (Recoverable+Purgeable with 90 retention days by default; Recoverable / CustomizedRecoverable with purge
+  protection, which makes purge answer 403); an object is purged automatically once its scheduledPurgeDate
+  passes.
 
 All dates come from the sandbox clock (``world.clock``), in whole POSIX seconds as Key Vault sends them.
 
@@ -36,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import math
 import re
 import uuid
@@ -60,17 +71,15 @@ VAULT_NAME = "certauth-sandbox"
 VAULT_LOCATION = "westeurope"
 SANDBOX_SUBSCRIPTION = "00000000-0000-0000-0000-00000000cafe"
 
-# Every api-version the installed azure-keyvault-* SDKs know (their _shared/client_base.py ApiVersion).
-SUPPORTED_API_VERSIONS = ("2026-04-01", "2025-07-01", "7.6", "7.5", "7.4", "7.3", "7.2", "7.1", "7.0",
-                          "2016-10-01")
-LATEST_API_VERSION = "2026-04-01"
+# Every api-version Microsoft's clients send (the SDKs' ApiVersion enums, their previews, azure-cli's pins).
+SUPPORTED_API_VERSIONS = ms.KEYVAULT_API_VERSIONS
+LATEST_API_VERSION = ms.KEYVAULT_LATEST_API_VERSION
 
 # Object names: 1-127 of 0-9 a-z A-Z - (general/about-keys-secrets-certificates#object-identifiers).
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
-RECOVERY_LEVEL = "Recoverable+Purgeable"  # soft delete on, purge protection off (soft-delete-overview)
 RECOVERABLE_DAYS = 90                      # default retention (soft-delete-overview)
 CREATE_LIMIT, CREATE_WINDOW = 20, 10.0    # service-limits: software RSA CREATE key, per 10 s per vault
-SUPPORTED_ISSUERS = ("Self",)
+SUPPORTED_ISSUERS = ("Self", "Unknown")  # self-signed, or a CSR for any CA to sign (merge)
 
 # Key Vault error facts not (yet) in microsoft.KEYVAULT_ERRORS. Each: (status, code, inner code, message).
 _LOCAL_ERRORS: dict[str, tuple[int, str, str, str]] = {
@@ -131,6 +140,7 @@ class Version:
     exportable: bool
     content_type: str
     key_ops: list[str]
+    fired: set[str] = field(default_factory=set)   # lifetime actions already taken for this version
 
     @property
     def nbf(self) -> int:
@@ -155,6 +165,10 @@ class Operation:
     error: dict | None = None
     cancellation_requested: bool = False
     task: asyncio.Task | None = None
+    polls_needed: int = 0                 # GET /pending answers inProgress this many times first
+    polls: int = 0
+    key: rsa.RSAPrivateKey | None = None  # the new version's key, made at create time (the CSR is its request)
+    csr: bytes | None = None              # PKCS#10, DER
 
 
 @dataclass
@@ -179,15 +193,23 @@ def _state(world) -> dict:
     certificates: {lower name: Certificate}; deleted: {lower name: Certificate};
     access: set of object ids or None (= the home tenant's seeded principals);
     creation_delay_seconds: sandbox seconds before a create completes (0 = at the first poll);
+    creation_polls: how many polls of GET /pending answer inProgress before a create completes;
     create_times: sandbox times of recent key creations (throttling window);
-    fail_creations: how many of the next creations end with status "failed" (fault injection)."""
+    fail_creations: how many of the next creations end with status "failed" (fault injection);
+    purge_protection, retention_days: the vault's soft-delete settings (enablePurgeProtection,
+    softDeleteRetentionInDays);
+    notifications: what EmailContacts lifetime actions (and renewals) would have mailed the contacts."""
     vault = world.vault
     vault.setdefault("certificates", {})
     vault.setdefault("deleted", {})
     vault.setdefault("access", None)
     vault.setdefault("creation_delay_seconds", 0.0)
+    vault.setdefault("creation_polls", 0)
     vault.setdefault("create_times", [])
     vault.setdefault("fail_creations", 0)
+    vault.setdefault("purge_protection", False)
+    vault.setdefault("retention_days", RECOVERABLE_DAYS)
+    vault.setdefault("notifications", [])
     return vault
 
 
@@ -219,11 +241,37 @@ def set_creation_delay(world, seconds: float) -> None:
     _state(world)["creation_delay_seconds"] = float(seconds)
 
 
+def set_creation_polls(world, polls: int) -> None:
+    """How many polls of a creation's pending operation answer inProgress before it completes (0 = the first)."""
+    if not isinstance(polls, int) or isinstance(polls, bool) or polls < 0:
+        raise ValueError("creation polls must be an integer >= 0")
+    _state(world)["creation_polls"] = polls
+
+
+def set_soft_delete(world, purge_protection: bool | None = None, retention_days: int | None = None) -> None:
+    """The vault's enablePurgeProtection and softDeleteRetentionInDays (7-90, soft-delete-overview)."""
+    vault = _state(world)
+    if retention_days is not None:
+        low, high = ms.KEYVAULT_RETENTION_DAYS_RANGE
+        if not isinstance(retention_days, int) or isinstance(retention_days, bool) or not low <= retention_days <= high:
+            raise ValueError(f"softDeleteRetentionInDays: an integer from {low} to {high}")
+        vault["retention_days"] = retention_days
+    if purge_protection is not None:
+        # On Azure enabling purge protection is irreversible (ARM: "Enabling the purge protection for a vault is
+        # an irreversible action.", Azure/ai-hub#241); the admin route may turn it off so that one simulator
+        # serves many tests.
+        vault["purge_protection"] = bool(purge_protection)
+
+
 def describe(world) -> dict:
     """The vault's state for the admin API."""
     vault = _state(world)
     return {"access": sorted(allowed_principals(world)), "defaultAccess": vault["access"] is None,
             "creationDelaySeconds": vault["creation_delay_seconds"],
+            "creationPolls": vault["creation_polls"],
+            "enablePurgeProtection": vault["purge_protection"],
+            "softDeleteRetentionInDays": vault["retention_days"],
+            "recoveryLevel": ms.keyvault_recovery_level(vault["purge_protection"], vault["retention_days"]),
             "failNextCreations": vault["fail_creations"],
             "certificates": sorted(c.name for c in vault["certificates"].values()),
             "deletedCertificates": sorted(c.name for c in vault["deleted"].values())}
@@ -333,6 +381,7 @@ def _operation(action: str, kind: str = "certificates") -> Callable[[Handler], H
             if name is not None:
                 _check_name(name)
             _sweep(request.app["world"])
+            await run_lifetime_actions(request.app["world"])
             return await handler(request)
 
         wrapped.__name__ = handler.__name__
@@ -363,9 +412,10 @@ async def _body(request: web.Request) -> dict:
 
 # -- rendering -----------------------------------------------------------------------------------------
 
-def _attributes(version: Version) -> dict:
+def _attributes(version: Version, vault: dict) -> dict:
+    level = ms.keyvault_recovery_level(vault["purge_protection"], vault["retention_days"])
     return {"enabled": version.enabled, "nbf": version.nbf, "exp": version.exp, "created": version.created,
-            "updated": version.updated, "recoveryLevel": RECOVERY_LEVEL, "recoverableDays": RECOVERABLE_DAYS}
+            "updated": version.updated, "recoveryLevel": level, "recoverableDays": vault["retention_days"]}
 
 
 def _policy_json(base: str, cert: Certificate) -> dict:
@@ -374,7 +424,7 @@ def _policy_json(base: str, cert: Certificate) -> dict:
     return {"id": f"{base}/certificates/{cert.name}/policy", **policy}
 
 
-def _certificate_json(base: str, cert: Certificate, version: Version) -> dict:
+def _certificate_json(base: str, cert: Certificate, version: Version, vault: dict) -> dict:
     return {
         "id": f"{base}/certificates/{cert.name}/{version.id}",
         "kid": f"{base}/keys/{cert.name}/{version.id}",
@@ -382,15 +432,15 @@ def _certificate_json(base: str, cert: Certificate, version: Version) -> dict:
         "x5t": kc.x5t(version.certificate),
         "cer": base64.b64encode(kc.der(version.certificate)).decode(),
         "contentType": version.content_type,
-        "attributes": _attributes(version),
+        "attributes": _attributes(version, vault),
         "policy": _policy_json(base, cert),
         "tags": dict(version.tags),
     }
 
 
-def _deleted_json(base: str, cert: Certificate) -> dict:
+def _deleted_json(base: str, cert: Certificate, vault: dict) -> dict:
     version = cert.latest()
-    body = _certificate_json(base, cert, version) if version else {
+    body = _certificate_json(base, cert, version, vault) if version else {
         "id": f"{base}/certificates/{cert.name}", "policy": _policy_json(base, cert)}
     body.update({"recoveryId": f"{base}/deletedcertificates/{cert.name}", "deletedDate": cert.deleted_date,
                  "scheduledPurgeDate": cert.scheduled_purge_date})
@@ -407,6 +457,10 @@ def _operation_json(base: str, cert: Certificate) -> dict:
         "status": op.status,
         "request_id": op.request_id,
     }
+    if op.csr is not None:
+        # CertificateOperation.csr: the PKCS#10 request of the new version's key, base64 (create-certificate
+        # response, get-certificate-operation).
+        body["csr"] = base64.b64encode(op.csr).decode()
     if op.status == "inProgress":
         # The status_details Key Vault shows for a pending self-signed certificate
         # (rest/api/keyvault/certificates/create-certificate example response).
@@ -457,9 +511,112 @@ def _normalise_policy(raw: dict | None, previous: dict | None = None) -> dict:
     if not isinstance(months, int) or isinstance(months, bool) or not 1 <= months <= 1200:
         raise _kv_error("bad_parameter", detail=f"Invalid validity_months: {months}.")
     policy.setdefault("issuer", {"name": "Self"})
-    policy.setdefault("lifetime_actions", [{"trigger": {"lifetime_percentage": 80},
-                                            "action": {"action_type": "AutoRenew"}}])
+    # No lifetime_actions: Key Vault's default, AutoRenew at 80 % of the lifetime (microsoft.py).
+    policy.setdefault("lifetime_actions", [json.loads(json.dumps(a)) for a in ms.KEYVAULT_DEFAULT_LIFETIME_ACTIONS])
+    _check_lifetime_actions(policy["lifetime_actions"], months)
     return policy
+
+
+def _check_lifetime_actions(actions: Any, months: int) -> None:
+    """LifetimeAction as the REST reference defines it: one trigger (lifetime_percentage 1-99, or
+    days_before_expiry 1 .. validity_months * 27) and an action_type AutoRenew or EmailContacts."""
+    if not isinstance(actions, list):
+        raise _kv_error("bad_parameter", detail="Property lifetime_actions must be a list.")
+    low, high = ms.KEYVAULT_LIFETIME_PERCENTAGE_RANGE
+    for action in actions:
+        trigger = (action or {}).get("trigger") if isinstance(action, dict) else None
+        kind = ((action.get("action") or {}).get("action_type") if isinstance(action, dict) else None)
+        if not isinstance(trigger, dict):
+            raise _kv_error("bad_parameter", detail="Property trigger of a lifetime action is required.")
+        percentage, days = trigger.get("lifetime_percentage"), trigger.get("days_before_expiry")
+        if (percentage is None) == (days is None):
+            raise _kv_error("bad_parameter", detail="A lifetime action's trigger must set exactly one of "
+                                                    "lifetime_percentage and days_before_expiry.")
+        if percentage is not None and (not isinstance(percentage, int) or not low <= percentage <= high):
+            raise _kv_error("bad_parameter", detail=f"Invalid lifetime_percentage: {percentage}. The value must be "
+                                                    f"between {low} and {high}.")
+        limit = months * ms.KEYVAULT_DAYS_BEFORE_EXPIRY_PER_MONTH
+        if days is not None and (not isinstance(days, int) or not 1 <= days <= limit):
+            raise _kv_error("bad_parameter", detail=f"Invalid days_before_expiry: {days}. The value must be between "
+                                                    f"1 and {limit} (validity_months * 27).")
+        if _action_type(kind) is None:
+            raise _kv_error("bad_parameter", detail=f"Invalid action_type: {kind}. Valid values are AutoRenew and "
+                                                    "EmailContacts.")
+
+
+def _action_type(kind: Any) -> str | None:
+    """The canonical action type (the service's enum is case-insensitive in the SDKs)."""
+    if not isinstance(kind, str):
+        return None
+    return next((t for t in ms.KEYVAULT_LIFETIME_ACTION_TYPES if t.lower() == kind.lower()), None)
+
+
+# -- lifetime actions on the sandbox clock ---------------------------------------------------------------
+
+def _trigger_time(version: Version, trigger: dict) -> float:
+    """When a lifetime action's trigger fires for a version (POSIX seconds)."""
+    if trigger.get("lifetime_percentage") is not None:
+        return version.nbf + (version.exp - version.nbf) * trigger["lifetime_percentage"] / 100
+    return version.exp - trigger["days_before_expiry"] * 86400
+
+
+def _notify(world, cert: Certificate, version: Version, action_type: str, trigger: dict, **extra: Any) -> None:
+    base = (_state(world).get("urls") or {}).get("vault", "")
+    _state(world)["notifications"].append({
+        "certificate": cert.name, "version": version.id, "id": f"{base}/certificates/{cert.name}/{version.id}",
+        "actionType": action_type, "trigger": dict(trigger), "at": int(world.clock.epoch()),
+        "expires": version.exp, **extra})
+
+
+async def run_lifetime_actions(world) -> None:
+    """Take every lifetime action whose trigger the sandbox clock has passed, once per action and version:
+    EmailContacts records a notification, AutoRenew makes a new version (certificates/overview-renew-
+    certificate). Called before every vault request and by the admin routes, so a renewal that is due
+    shows no later than the next request."""
+    vault = _state(world)
+    lock = vault.setdefault("lifetime_lock", asyncio.Lock())
+    async with lock:
+        now = world.clock.epoch()
+        for cert in list(vault["certificates"].values()):
+            version = cert.latest()
+            if version is None:
+                continue
+            for action in list(cert.policy.get("lifetime_actions") or []):
+                trigger = action.get("trigger") or {}
+                kind = _action_type((action.get("action") or {}).get("action_type"))
+                mark = json.dumps(action, sort_keys=True)
+                if kind is None or mark in version.fired or now < _trigger_time(version, trigger):
+                    continue
+                version.fired.add(mark)
+                if kind == "EmailContacts":
+                    _notify(world, cert, version, kind, trigger)
+                elif await _auto_renew(world, cert, version):
+                    _notify(world, cert, version, kind, trigger, renewedVersion=cert.latest().id)
+
+
+async def _auto_renew(world, cert: Certificate, previous: Version) -> bool:
+    """AutoRenew: a new version from the certificate's policy, valid from now for validity_months, with a new key
+    unless reuse_key, the previous version's tags (overview-renew-certificate FAQ). Self-signed only: Key Vault
+    renews self-signed and integrated-CA certificates, not those of a CA it does not know."""
+    policy = cert.policy
+    if (policy.get("issuer") or {}).get("name", "Self") != "Self":
+        return False
+    if cert.operation is not None and cert.operation.status == "inProgress":
+        return False
+    loop = asyncio.get_running_loop()
+    key_props, x509_props = policy["key_props"], policy["x509_props"]
+    key = previous.key if key_props.get("reuse_key") else await loop.run_in_executor(
+        None, kc.generate_key, int(key_props["key_size"]))
+    certificate = await loop.run_in_executor(None, kc.self_signed_certificate, key, x509_props, world.clock.now())
+    created = int(world.clock.epoch())
+    version = Version(id=uuid.uuid4().hex, key=key, certificate=certificate, enabled=True, created=created,
+                      updated=created, tags=dict(previous.tags), exportable=bool(key_props["exportable"]),
+                      content_type=policy["secret_props"]["contentType"],
+                      key_ops=kc.key_ops(x509_props.get("key_usage")))
+    cert.versions[version.id] = version
+    cert.operation = Operation(request_id=uuid.uuid4().hex, requested_at=created, policy=policy, enabled=True,
+                               tags=dict(previous.tags), status="completed", target_version=version.id)
+    return True
 
 
 # -- settling pending creations ------------------------------------------------------------------------
@@ -479,7 +636,11 @@ async def _settle(world, cert: Certificate) -> None:
     op = cert.operation
     if op is None or op.status != "inProgress":
         return
+    if (op.policy.get("issuer") or {}).get("name") == "Unknown":
+        return  # waits for the merge of a certificate signed by the CA (POST /pending/merge)
     if world.clock.epoch() < op.requested_at + _state(world)["creation_delay_seconds"]:
+        return
+    if op.polls <= op.polls_needed and op.polls_needed:
         return
     if op.task is None:
         op.task = asyncio.ensure_future(_complete(world, cert, op))
@@ -498,11 +659,8 @@ async def _complete(world, cert: Certificate, op: Operation) -> None:
                                                         "injection: failNextCreations)."}
         return
     key_props, x509_props = op.policy["key_props"], op.policy["x509_props"]
-    previous = cert.latest()
-    if key_props.get("reuse_key") and previous is not None:
-        key = previous.key
-    else:
-        key = await loop.run_in_executor(None, kc.generate_key, int(key_props["key_size"]))
+    key = op.key if op.key is not None else await loop.run_in_executor(None, kc.generate_key,
+                                                                        int(key_props["key_size"]))
     now = world.clock.now()
     try:
         certificate = await loop.run_in_executor(None, kc.self_signed_certificate, key, x509_props, now)
@@ -605,7 +763,7 @@ async def list_certificates(request: web.Request) -> web.Response:
         if version is None:
             continue
         items.append({"id": f"{base}/certificates/{cert.name}", "x5t": kc.x5t(version.certificate),
-                      "attributes": _attributes(version), "tags": dict(version.tags)})
+                      "attributes": _attributes(version, _state(world)), "tags": dict(version.tags)})
     return _json(_page(request, items, "/certificates"))
 
 
@@ -638,16 +796,31 @@ async def create_certificate(request: web.Request) -> web.Response:
         raise _kv_error("bad_parameter", detail=f"Issuer {issuer} is not supported by the sandbox vault "
                                                 "(self-signed certificates only).")
     _throttle_create(world)
+    # The key exists from the create on: the pending operation carries its CSR (CertificateOperation.csr).
+    loop = asyncio.get_running_loop()
+    previous = cert.latest() if cert is not None else None
+    if policy["key_props"].get("reuse_key") and previous is not None:
+        key = previous.key
+    else:
+        key = await loop.run_in_executor(None, kc.generate_key, int(policy["key_props"]["key_size"]))
+    try:
+        csr = await loop.run_in_executor(None, kc.certificate_request, key, x509_props)
+    except kc.MaterialError as exc:
+        raise _kv_error("bad_parameter", detail=str(exc)) from exc
     now = world.clock.epoch()
     attributes = body.get("attributes") or {}
     tags = body.get("tags") or {}
+    cert = _state(world)["certificates"].get(name.lower())  # another request may have made it meanwhile
     if cert is None:
         cert = Certificate(name=name, policy=policy, policy_created=int(now), policy_updated=int(now))
         _state(world)["certificates"][name.lower()] = cert
+    elif cert.operation is not None and cert.operation.status == "inProgress":
+        raise _kv_error("pending_create_conflict", id=f"{_base(request)}/certificates/{cert.name}/pending")
     else:
         cert.policy, cert.policy_updated = policy, int(now)
     cert.operation = Operation(request_id=uuid.uuid4().hex, requested_at=now, policy=policy,
-                               enabled=attributes.get("enabled"), tags=dict(tags))
+                               enabled=attributes.get("enabled"), tags=dict(tags),
+                               polls_needed=_state(world)["creation_polls"], key=key, csr=csr)
     location = (f"{base}/certificates/{cert.name}/pending?api-version={request.query['api-version']}"
                 f"&request_id={cert.operation.request_id}")
     return _json(_operation_json(base, cert), status=202, headers={"Location": location, "Retry-After": "10"})
@@ -658,6 +831,9 @@ async def create_certificate(request: web.Request) -> web.Response:
 async def get_operation(request: web.Request) -> web.Response:
     """GET /certificates/{name}/pending (certificates/get-certificate-operation)."""
     name = request.match_info["name"]
+    cert = _state(request.app["world"])["certificates"].get(name.lower())
+    if cert is not None and cert.operation is not None:
+        cert.operation.polls += 1
     cert = await _active(request, name)
     if cert is None or cert.operation is None:
         raise _kv_error("pending_operation_not_found", name=name)
@@ -695,6 +871,39 @@ async def delete_operation(request: web.Request) -> web.Response:
     if not cert.versions:
         del _state(request.app["world"])["certificates"][name.lower()]
     return _json(body)
+
+
+@routes.post("/certificates/{name}/pending/merge")
+@_operation(A_CERT_CREATE)
+async def merge_certificate(request: web.Request) -> web.Response:
+    """POST /certificates/{name}/pending/merge {x5c, attributes?, tags?} (certificates/merge-certificate): the
+    certificate a CA signed for the pending key becomes the new version; 201 with the certificate."""
+    world, base, name = request.app["world"], _base(request), request.match_info["name"]
+    body = await _body(request)
+    cert = await _active(request, name, settle=False)
+    if cert is None or cert.operation is None:
+        raise _kv_error("pending_operation_not_found", name=name)
+    op = cert.operation
+    if op.status != "inProgress" or op.key is None:
+        raise _kv_error("merge_not_pending")
+    try:
+        chain = await asyncio.get_running_loop().run_in_executor(None, kc.load_x5c, body.get("x5c"))
+    except kc.MaterialError as exc:
+        raise _kv_error("merge_x5c_invalid") from exc
+    leaf = chain[0]
+    if not kc.matches_key(leaf, op.key):
+        raise _kv_error("merge_key_mismatch", name=cert.name)
+    now = int(world.clock.epoch())
+    attributes = body.get("attributes") or {}
+    enabled = attributes.get("enabled", op.enabled)
+    tags = body.get("tags") if isinstance(body.get("tags"), dict) else op.tags
+    version = Version(id=uuid.uuid4().hex, key=op.key, certificate=leaf, enabled=enabled is not False,
+                      created=now, updated=now, tags=dict(tags), exportable=bool(op.policy["key_props"]["exportable"]),
+                      content_type=op.policy["secret_props"]["contentType"],
+                      key_ops=kc.key_ops(kc.key_usage_of(leaf) or op.policy["x509_props"].get("key_usage")))
+    cert.versions[version.id] = version
+    op.status, op.target_version = "completed", version.id
+    return _json(_certificate_json(base, cert, version, _state(world)), status=201)
 
 
 @routes.post("/certificates/{name}/import")
@@ -742,7 +951,7 @@ async def import_certificate(request: web.Request) -> web.Response:
                       tags=dict(body.get("tags") or {}), exportable=bool(policy["key_props"]["exportable"]),
                       content_type=material.content_type, key_ops=kc.key_ops(kc.key_usage_of(leaf) or None))
     cert.versions[version.id] = version
-    return _json(_certificate_json(base, cert, version))
+    return _json(_certificate_json(base, cert, version, _state(world)))
 
 
 @routes.get("/certificates/{name}/versions")
@@ -753,8 +962,9 @@ async def list_versions(request: web.Request) -> web.Response:
     cert = await _active(request, name)
     if cert is None or not cert.versions:
         raise _kv_error("certificate_not_found", name=name)
+    vault = _state(request.app["world"])
     items = [{"id": f"{base}/certificates/{cert.name}/{v.id}", "x5t": kc.x5t(v.certificate),
-              "attributes": _attributes(v), "tags": dict(v.tags)} for v in cert.versions.values()]
+              "attributes": _attributes(v, vault), "tags": dict(v.tags)} for v in cert.versions.values()]
     return _json(_page(request, items, f"/certificates/{cert.name}/versions"))
 
 
@@ -791,7 +1001,7 @@ async def get_certificate(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     cert, version = await _version_or_404(request, name, request.match_info.get("version", ""),
                                           "certificate_not_found")
-    return _json(_certificate_json(_base(request), cert, version))
+    return _json(_certificate_json(_base(request), cert, version, _state(request.app["world"])))
 
 
 @routes.patch(r"/certificates/{name}/{version:[0-9a-zA-Z]*}")
@@ -811,7 +1021,7 @@ async def update_certificate(request: web.Request) -> web.Response:
     if isinstance(body.get("policy"), dict):
         cert.policy = _normalise_policy(body["policy"], cert.policy)
     version.updated = int(request.app["world"].clock.epoch())
-    return _json(_certificate_json(_base(request), cert, version))
+    return _json(_certificate_json(_base(request), cert, version, _state(request.app["world"])))
 
 
 @routes.delete("/certificates/{name}")
@@ -828,9 +1038,9 @@ async def delete_certificate(request: web.Request) -> web.Response:
     if cert.operation is not None and cert.operation.status == "inProgress":
         cert.operation.cancellation_requested = True
     cert.operation = None
-    cert.deleted_date, cert.scheduled_purge_date = now, now + RECOVERABLE_DAYS * 86400
+    cert.deleted_date, cert.scheduled_purge_date = now, now + vault["retention_days"] * 86400
     vault["deleted"][name.lower()] = cert
-    return _json(_deleted_json(_base(request), cert))
+    return _json(_deleted_json(_base(request), cert, vault))
 
 
 @routes.get("/deletedcertificates")
@@ -840,7 +1050,7 @@ async def list_deleted(request: web.Request) -> web.Response:
     base = _base(request)
     items = []
     for cert in sorted(_state(request.app["world"])["deleted"].values(), key=lambda c: c.name.lower()):
-        body = _deleted_json(base, cert)
+        body = _deleted_json(base, cert, _state(request.app["world"]))
         items.append({k: body[k] for k in ("id", "x5t", "attributes", "tags", "recoveryId", "deletedDate",
                                            "scheduledPurgeDate") if k in body})
         items[-1]["id"] = f"{base}/certificates/{cert.name}"
@@ -858,7 +1068,8 @@ def _deleted_or_404(request: web.Request, name: str) -> Certificate:
 @_operation(A_CERT_READ)
 async def get_deleted(request: web.Request) -> web.Response:
     """GET /deletedcertificates/{name} (get-deleted-certificate)."""
-    return _json(_deleted_json(_base(request), _deleted_or_404(request, request.match_info["name"])))
+    return _json(_deleted_json(_base(request), _deleted_or_404(request, request.match_info["name"]),
+                               _state(request.app["world"])))
 
 
 @routes.post("/deletedcertificates/{name}/recover")
@@ -875,27 +1086,62 @@ async def recover_deleted(request: web.Request) -> web.Response:
     if version is None:
         return _json({"id": f"{_base(request)}/certificates/{cert.name}",
                       "policy": _policy_json(_base(request), cert)})
-    return _json(_certificate_json(_base(request), cert, version))
+    return _json(_certificate_json(_base(request), cert, version, _state(request.app["world"])))
 
 
 @routes.delete("/deletedcertificates/{name}")
 @_operation(A_CERT_PURGE)
 async def purge_deleted(request: web.Request) -> web.Response:
-    """DELETE /deletedcertificates/{name} (purge-deleted-certificate): 204."""
+    """DELETE /deletedcertificates/{name} (purge-deleted-certificate): 204; 403 when the vault has purge
+    protection (the object stays until its scheduledPurgeDate)."""
     name = request.match_info["name"]
     _deleted_or_404(request, name)
-    del _state(request.app["world"])["deleted"][name.lower()]
+    vault = _state(request.app["world"])
+    if vault["purge_protection"]:
+        raise _kv_error("purge_protected", vault=VAULT_NAME, location=VAULT_LOCATION)
+    del vault["deleted"][name.lower()]
     return web.Response(status=204, headers={"x-ms-request-id": str(uuid.uuid4())})
 
 
 # -- keys ----------------------------------------------------------------------------------------------
 
-def _key_json(base: str, cert: Certificate, version: Version) -> dict:
+def _key_json(base: str, cert: Certificate, version: Version, vault: dict) -> dict:
     kid = f"{base}/keys/{cert.name}/{version.id}"
-    attributes = _attributes(version)
+    attributes = _attributes(version, vault)
     attributes["exportable"] = version.exportable
     return {"key": kc.public_jwk(version.key, kid, version.key_ops), "attributes": attributes,
             "tags": dict(version.tags), "managed": True}
+
+
+def _active_versions(request: web.Request) -> list[tuple[Certificate, Version]]:
+    """The latest version of every certificate that has one, by name."""
+    certs = sorted(_state(request.app["world"])["certificates"].values(), key=lambda c: c.name.lower())
+    return [(c, c.latest()) for c in certs if c.latest() is not None]
+
+
+@routes.get("/keys")
+@_operation(A_KEY_READ, "keys")
+async def list_keys(request: web.Request) -> web.Response:
+    """GET /keys (keys/get-keys): a KeyItem per key (the certificates' keys; managed)."""
+    base, vault = _base(request), _state(request.app["world"])
+    for cert in list(vault["certificates"].values()):
+        await _settle(request.app["world"], cert)
+    items = [{"kid": f"{base}/keys/{c.name}", "attributes": _key_json(base, c, v, vault)["attributes"],
+              "tags": dict(v.tags), "managed": True} for c, v in _active_versions(request)]
+    return _json(_page(request, items, "/keys"))
+
+
+@routes.get("/keys/{name}/versions")
+@_operation(A_KEY_READ, "keys")
+async def list_key_versions(request: web.Request) -> web.Response:
+    """GET /keys/{name}/versions (keys/get-key-versions)."""
+    name, base, vault = request.match_info["name"], _base(request), _state(request.app["world"])
+    cert = await _active(request, name)
+    if cert is None or not cert.versions:
+        raise _kv_error("key_not_found", name=name)
+    items = [{"kid": f"{base}/keys/{cert.name}/{v.id}", "attributes": _key_json(base, cert, v, vault)["attributes"],
+              "tags": dict(v.tags), "managed": True} for v in cert.versions.values()]
+    return _json(_page(request, items, f"/keys/{cert.name}/versions"))
 
 
 @routes.get(r"/keys/{name}/{version:[0-9a-zA-Z]*}")
@@ -905,7 +1151,7 @@ async def get_key(request: web.Request) -> web.Response:
     """GET /keys/{name}/ or /keys/{name}/{version} (keys/get-key): the public JWK of the certificate's key."""
     cert, version = await _version_or_404(request, request.match_info["name"],
                                           request.match_info.get("version", ""), "key_not_found")
-    return _json(_key_json(_base(request), cert, version))
+    return _json(_key_json(_base(request), cert, version, _state(request.app["world"])))
 
 
 @routes.post(r"/keys/{name}/{version:[0-9a-zA-Z]*}/sign")
@@ -964,6 +1210,35 @@ async def verify(request: web.Request) -> web.Response:
 
 # -- secrets -------------------------------------------------------------------------------------------
 
+def _secret_item(base: str, cert: Certificate, version: Version, vault: dict, versioned: bool) -> dict:
+    return {"id": f"{base}/secrets/{cert.name}" + (f"/{version.id}" if versioned else ""),
+            "attributes": _attributes(version, vault), "tags": dict(version.tags),
+            "contentType": version.content_type, "managed": True}
+
+
+@routes.get("/secrets")
+@_operation("Microsoft.KeyVault/vaults/secrets/readMetadata/action", "secrets")
+async def list_secrets(request: web.Request) -> web.Response:
+    """GET /secrets (secrets/get-secrets): a SecretItem per secret (the certificates' secrets; managed)."""
+    base, vault = _base(request), _state(request.app["world"])
+    for cert in list(vault["certificates"].values()):
+        await _settle(request.app["world"], cert)
+    items = [_secret_item(base, c, v, vault, False) for c, v in _active_versions(request)]
+    return _json(_page(request, items, "/secrets"))
+
+
+@routes.get("/secrets/{name}/versions")
+@_operation("Microsoft.KeyVault/vaults/secrets/readMetadata/action", "secrets")
+async def list_secret_versions(request: web.Request) -> web.Response:
+    """GET /secrets/{name}/versions (secrets/get-secret-versions)."""
+    name, base, vault = request.match_info["name"], _base(request), _state(request.app["world"])
+    cert = await _active(request, name)
+    if cert is None or not cert.versions:
+        raise _kv_error("secret_not_found", name=name)
+    items = [_secret_item(base, cert, v, vault, True) for v in cert.versions.values()]
+    return _json(_page(request, items, f"/secrets/{cert.name}/versions"))
+
+
 @routes.get(r"/secrets/{name}/{version:[0-9a-zA-Z]*}")
 @routes.get("/secrets/{name}")
 @_operation(A_SECRET_GET, "secrets")
@@ -977,7 +1252,7 @@ async def get_secret(request: web.Request) -> web.Response:
     value = await asyncio.get_running_loop().run_in_executor(
         None, kc.secret_value, version.key, version.certificate, version.content_type, version.exportable)
     base = _base(request)
-    attributes = _attributes(version)
+    attributes = _attributes(version, _state(request.app["world"]))
     return _json({"value": value, "contentType": version.content_type,
                   "id": f"{base}/secrets/{cert.name}/{version.id}", "kid": f"{base}/keys/{cert.name}/{version.id}",
                   "managed": True, "attributes": attributes, "tags": dict(version.tags)})
@@ -991,14 +1266,27 @@ admin_routes = web.RouteTableDef()
 @admin_routes.get("/_sandbox/vault")
 async def admin_get_vault(request: web.Request) -> web.Response:
     """The vault's access list, creation delay and object names."""
+    await run_lifetime_actions(request.app["world"])
     return web.json_response(describe(request.app["world"]))
+
+
+@admin_routes.get("/_sandbox/vault/notifications")
+async def admin_notifications(request: web.Request) -> web.Response:
+    """What the vault would have mailed its certificate contacts (EmailContacts lifetime actions, renewals),
+    oldest first; ?certificate=name filters. Lifetime actions that are due are taken first."""
+    world = request.app["world"]
+    await run_lifetime_actions(world)
+    wanted = request.query.get("certificate", "").lower()
+    return web.json_response({"value": [n for n in _state(world)["notifications"]
+                                        if not wanted or n["certificate"].lower() == wanted]})
 
 
 @admin_routes.put("/_sandbox/vault")
 async def admin_put_vault(request: web.Request) -> web.Response:
     """Configure the vault: {"access": [object id | "provisioner" | "managedIdentity"] | null,
-    "creationDelaySeconds": N, "failNextCreations": N}. Seeded names refer to the home tenant's
-    identities; null restores the default access."""
+    "creationDelaySeconds": N, "creationPolls": N, "failNextCreations": N, "enablePurgeProtection": bool,
+    "softDeleteRetentionInDays": 7-90}. Seeded names refer to the home tenant's identities; null restores the
+    default access."""
     world = request.app["world"]
     try:
         body = await request.json()
@@ -1011,6 +1299,19 @@ async def admin_put_vault(request: web.Request) -> web.Response:
         if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
             return web.json_response({"error": "creationDelaySeconds: a number >= 0"}, status=400)
         set_creation_delay(world, delay)
+    if "creationPolls" in body:
+        try:
+            set_creation_polls(world, body["creationPolls"])
+        except ValueError as exc:
+            return web.json_response({"error": f"creationPolls: {exc}"}, status=400)
+    if "enablePurgeProtection" in body or "softDeleteRetentionInDays" in body:
+        protection = body.get("enablePurgeProtection")
+        if protection is not None and not isinstance(protection, bool):
+            return web.json_response({"error": "enablePurgeProtection: true or false"}, status=400)
+        try:
+            set_soft_delete(world, protection, body.get("softDeleteRetentionInDays"))
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
     if "failNextCreations" in body:
         count = body["failNextCreations"]
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
@@ -1031,10 +1332,19 @@ async def admin_put_vault(request: web.Request) -> web.Response:
     return web.json_response(describe(world))
 
 
+async def unknown_route(request: web.Request) -> web.Response:
+    """Any path or method the vault does not serve: the 401 challenge first (as for every request without a
+    token), then the 404 HTML page Key Vault's front end answers (microsoft.KEYVAULT_UNKNOWN_ROUTE_HTML)."""
+    _authenticate(request)
+    return web.Response(status=ms.KEYVAULT_UNKNOWN_ROUTE_STATUS, text=ms.KEYVAULT_UNKNOWN_ROUTE_HTML,
+                        content_type="text/html", headers={"x-ms-request-id": str(uuid.uuid4())})
+
+
 def setup(app: web.Application) -> None:
-    """Register the Key Vault routes on the vault origin's application."""
+    """Register the Key Vault routes on the vault origin's application, then the catch-all for the rest."""
     app.add_routes(routes)
-    _state(app["world"])
+    app.router.add_route("*", "/{tail:.*}", unknown_route)
+    _state(app["world"])["urls"] = app["urls"]  # filled once the origins are bound
 
 
 __all__ = [
@@ -1043,7 +1353,10 @@ __all__ = [
     "default_access",
     "describe",
     "routes",
+    "run_lifetime_actions",
     "set_access",
     "set_creation_delay",
+    "set_creation_polls",
+    "set_soft_delete",
     "setup",
 ]

@@ -137,6 +137,30 @@ def _der_length(n: int) -> bytes:
     return bytes([0x80 | len(raw)]) + raw
 
 
+def _extensions(x509_props: dict) -> list[tuple[x509.ExtensionType, bool]]:
+    """The extensions a policy's x509_props ask for (key usage, EKUs, SANs), with their criticality."""
+    extensions: list[tuple[x509.ExtensionType, bool]] = []
+    usage = x509_props.get("key_usage") or DEFAULT_KEY_USAGE
+    flags = dict.fromkeys(_KEY_USAGE_FIELDS.values(), False)
+    for name in usage:
+        if name not in _KEY_USAGE_FIELDS:
+            raise MaterialError(f"Invalid key usage: {name}")
+        flags[_KEY_USAGE_FIELDS[name]] = True
+    extensions.append((x509.KeyUsage(**flags), True))
+    ekus = x509_props.get("ekus")
+    ekus = DEFAULT_EKUS if ekus is None else ekus
+    if ekus:
+        try:
+            oids = [x509.ObjectIdentifier(e) for e in ekus]
+        except ValueError as exc:
+            raise MaterialError(f"Invalid extended key usage: {ekus}") from exc
+        extensions.append((x509.ExtendedKeyUsage(oids), False))
+    sans = _sans(x509_props.get("sans"))
+    if sans:
+        extensions.append((x509.SubjectAlternativeName(sans), False))
+    return extensions
+
+
 def self_signed_certificate(key: rsa.RSAPrivateKey, x509_props: dict, not_before: datetime) -> x509.Certificate:
     """The self-signed certificate Key Vault issues for a policy with issuer "Self": subject, SANs,
     EKUs and key usage from x509_props, valid from `not_before` for validity_months calendar months."""
@@ -151,25 +175,38 @@ def self_signed_certificate(key: rsa.RSAPrivateKey, x509_props: dict, not_before
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False))
-    usage = x509_props.get("key_usage") or DEFAULT_KEY_USAGE
-    flags = dict.fromkeys(_KEY_USAGE_FIELDS.values(), False)
-    for name in usage:
-        if name not in _KEY_USAGE_FIELDS:
-            raise MaterialError(f"Invalid key usage: {name}")
-        flags[_KEY_USAGE_FIELDS[name]] = True
-    builder = builder.add_extension(x509.KeyUsage(**flags), critical=True)
-    ekus = x509_props.get("ekus")
-    ekus = DEFAULT_EKUS if ekus is None else ekus
-    if ekus:
-        try:
-            oids = [x509.ObjectIdentifier(e) for e in ekus]
-        except ValueError as exc:
-            raise MaterialError(f"Invalid extended key usage: {ekus}") from exc
-        builder = builder.add_extension(x509.ExtendedKeyUsage(oids), critical=False)
-    sans = _sans(x509_props.get("sans"))
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    for extension, critical in _extensions(x509_props):
+        builder = builder.add_extension(extension, critical=critical)
     return builder.sign(key, hashes.SHA256())
+
+
+def certificate_request(key: rsa.RSAPrivateKey, x509_props: dict) -> bytes:
+    """The PKCS#10 request (DER) Key Vault makes for a pending certificate: the policy's subject, key usage,
+    EKUs and SANs, signed with the new key (CertificateOperation.csr; certificates/create-certificate-
+    signing-request: "Key Vault generates a key pair and returns a CSR")."""
+    subject = parse_subject(x509_props["subject"]) if x509_props.get("subject") else x509.Name([])
+    builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
+    for extension, critical in _extensions(x509_props):
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def load_x5c(chain: list) -> list[x509.Certificate]:
+    """The certificates of a merge request's x5c (base64 DER each, leaf first)."""
+    if not isinstance(chain, list) or not chain or not all(isinstance(c, str) for c in chain):
+        raise MaterialError("Property x5c is required: a list of base64-encoded certificates.")
+    try:
+        return [x509.load_der_x509_certificate(base64.b64decode(c, validate=True)) for c in chain]
+    except ValueError as exc:
+        raise MaterialError("Property x5c holds a value that is not a base64-encoded DER certificate.") from exc
+
+
+def matches_key(certificate: x509.Certificate, key: rsa.RSAPrivateKey) -> bool:
+    """Whether the certificate certifies `key`'s public key."""
+    def spki(public) -> bytes:
+        return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    return spki(certificate.public_key()) == spki(key.public_key())
 
 
 def der(certificate: x509.Certificate) -> bytes:

@@ -47,6 +47,10 @@ KEYVAULT_REST_ERRORS: Final = "https://learn.microsoft.com/rest/api/keyvault/#er
 #: tenant). Source: learn.microsoft.com/troubleshoot/entra/entra-id/governance/verify-first-party-apps-sign-in
 #: ("f8cdef31-a31e-4b4a-93e4-5f571e91255a" is the Microsoft Services tenant).
 MICROSOFT_TENANT_ID: Final = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"
+#: The Microsoft account (consumers) tenant. CONFIRMED: access-token-claims-reference ("The GUID that indicates
+#: that the user is a consumer user from a Microsoft account is 9188040d-6c67-4c5b-b112-36a304b66dad") and
+#: v2-protocols-oidc ("You can also use the consumer tenant GUID, 9188040d-…, in place of consumers").
+MSA_TENANT_ID: Final = "9188040d-6c67-4c5b-b112-36a304b66dad"
 MICROSOFT_GRAPH_APP_ID: Final = "00000003-0000-0000-c000-000000000000"
 
 # CONFIRMED: app-only auth page, manifest snippet: "resourceAppId": "00000002-0000-0ff1-ce00-000000000000"
@@ -223,6 +227,19 @@ GRAPH_APP_ROLES: Final[tuple[AppRole, ...]] = (
           "Read and write directory data",
           "Allows the app to read and write data in your organization's directory, such as users, and "
           "groups, without a signed-in user.  Does not allow user or group deletion."),
+    # Policy permissions (tenant app management policy reads). Ids OBSERVED: quoted identically by many public
+    # scripts and manifests (a code search for each id, e.g. az ad app permission add scripts that list
+    # "Policy.Read.All - 246dd0d5-…" and "Policy.ReadWrite.ApplicationConfiguration - be74164b-…"); the
+    # permissions reference (GRAPH_PERMISSIONS_REFERENCE#policyreadall, #policyreadwriteapplicationconfiguration)
+    # was not re-read: ids and wording UNCONFIRMED there.
+    _role("246dd0d5-5bd0-4def-940b-0421030a5b68", "Policy.Read.All",
+          "Read your organization's policies",
+          "Allows the app to read all your organization's policies without a signed in user."),
+    _role("be74164b-cff1-491c-8741-e671cb536e13", "Policy.ReadWrite.ApplicationConfiguration",
+          "Read and write your organization's application configuration policies",
+          "Allows the app to read and write your organization's application configuration policies, without a "
+          "signed-in user.  This includes policies such as activityBasedTimeoutPolicy, claimsMappingPolicy, "
+          "homeRealmDiscoveryPolicy, tokenIssuancePolicy  and tokenLifetimePolicy."),
 )
 
 # Exchange Online application permissions.
@@ -393,6 +410,21 @@ _OWNED_BY_NOTE = ("Application.ReadWrite.OwnedBy applies only to applications/se
                   "calling app owns (it becomes owner of what it creates); " + GRAPH_PERMISSIONS_REFERENCE
                   + "#applicationreadwriteownedby")
 
+
+def _app_role_grant_note(page: str, detail: str) -> str:
+    """The note shared by the two app role grant operations (both tables are the same)."""
+    return ("Application row: least 'AppRoleAssignment.ReadWrite.All and Application.Read.All'; higher "
+            "'AppRoleAssignment.ReadWrite.All and Directory.Read.All' (CONFIRMED, " + _G + page + "). The read "
+            "half may also be a permission the read tables list as higher: Application.ReadWrite.All is higher than "
+            "Application.Read.All (application-get, serviceprincipal-get), Directory.ReadWrite.All higher than "
+            "Directory.Read.All (serviceprincipal-list-approleassignments); Terraform's azuread provider documents "
+            "'AppRoleAssignment.ReadWrite.All and Application.Read.All, or AppRoleAssignment.ReadWrite.All and "
+            "Directory.Read.All, or Application.ReadWrite.All, or Directory.ReadWrite.All' "
+            "(docs/resources/app_role_assignment.md). Application.ReadWrite.All or Directory.ReadWrite.All ALONE is "
+            "not modelled: Microsoft does not list it, and Application.ReadWrite.All 'Does not allow management of "
+            "consent grants' (its own description) - UNCONFIRMED either way. " + detail)
+
+
 GRAPH_PERMISSIONS: Final[dict[str, OperationPermissions]] = {
     # --- applications ---------------------------------------------------------------------------
     "application.create": _ops(
@@ -410,19 +442,24 @@ GRAPH_PERMISSIONS: Final[dict[str, OperationPermissions]] = {
     "application.get": _ops(
         "GET /applications/{id} | /applications(appId='{appId}')",
         [("Application.Read.All",), ("Application.ReadWrite.OwnedBy",), ("Application.ReadWrite.All",)],
-        _G + "application-get"),
+        _G + "application-get",
+        notes="Application row: least Application.Read.All; higher Application.ReadWrite.OwnedBy, "
+              "Application.ReadWrite.All (includes/permissions/application-get-permissions.md)."),
     "application.list": _ops(
         "GET /applications",
         [("Application.Read.All",), ("Application.ReadWrite.OwnedBy",), ("Application.ReadWrite.All",),
          ("Directory.Read.All",)],
         _G + "application-list",
-        notes="Application.ReadWrite.OwnedBy may list ALL applications in the tenant (documented: "
+        notes="Application row: least Application.Read.All; higher Application.ReadWrite.OwnedBy, "
+              "Application.ReadWrite.All, Directory.Read.All (includes/permissions/application-list-permissions.md). "
+              "Application.ReadWrite.OwnedBy may list ALL applications in the tenant (documented: "
               + GRAPH_PERMISSIONS_REFERENCE + "#applicationreadwriteownedby)."),
     "application.update": _ops(
         "PATCH /applications/{id}",
         [("Application.ReadWrite.OwnedBy",), ("Application.ReadWrite.All",)],
         _G + "application-update",
-        notes="keyCredentials/requiredResourceAccess collections are replaced as a whole. " + _OWNED_BY_NOTE),
+        notes="Application row: least Application.ReadWrite.OwnedBy; higher Application.ReadWrite.All. "
+              "keyCredentials/requiredResourceAccess collections are replaced as a whole. " + _OWNED_BY_NOTE),
     "application.delete": _ops(
         "DELETE /applications/{id}",
         [("Application.ReadWrite.OwnedBy",), ("Application.ReadWrite.All",)],
@@ -443,8 +480,9 @@ GRAPH_PERMISSIONS: Final[dict[str, OperationPermissions]] = {
         [("Application.ReadWrite.OwnedBy",), ("Application.ReadWrite.All",), ("Directory.ReadWrite.All",)],
         _G + "application-removekey",
         self_service=True,
-        confidence="CONFIRMED (proof rules via " + ROLLKEY_PROOF + "); table assumed identical to addKey",
-        notes="Same proof rules as addKey. Response 204."),
+        notes="Application row: least Application.ReadWrite.OwnedBy; higher Application.ReadWrite.All, "
+              "Directory.ReadWrite.All; 'An application does not need any specific permission to roll its own "
+              "keys.' Same proof rules as addKey (" + ROLLKEY_PROOF + "). Response 204."),
     "application.owners.list": _ops(
         "GET /applications/{id}/owners",
         [("Application.ReadWrite.OwnedBy",), ("Application.Read.All",), ("Application.ReadWrite.All",),
@@ -458,84 +496,107 @@ GRAPH_PERMISSIONS: Final[dict[str, OperationPermissions]] = {
         notes="Table also lists AgentIdentity* permissions (agent identities only). " + _OWNED_BY_NOTE),
     "servicePrincipal.upsert": _ops(
         "PATCH /servicePrincipals(appId='{appId}') + Prefer: create-if-missing",
-        [("Application.ReadWrite.All",), ("Application.ReadWrite.OwnedBy",), ("Directory.ReadWrite.All",)],
+        [("Application.ReadWrite.OwnedBy",), ("Application.ReadWrite.All",), ("Directory.ReadWrite.All",)],
         _G + "serviceprincipal-upsert",
-        notes="Microsoft lists Application.ReadWrite.All as LEAST privileged and OwnedBy as 'higher' "
-              "(sic). 201 + body when created, 204 when updated."),
+        notes="Application row (current en-us page): least Application.ReadWrite.OwnedBy; higher "
+              "Application.ReadWrite.All, Directory.ReadWrite.All (an older revision listed "
+              "Application.ReadWrite.All as least and OwnedBy as higher: same set). 201 + body when created, "
+              "204 when updated."),
     "servicePrincipal.get": _ops(
         "GET /servicePrincipals/{id} | /servicePrincipals(appId='{appId}')",
         [("Application.Read.All",), ("Application.ReadWrite.OwnedBy",), ("Application.ReadWrite.All",),
          ("Directory.Read.All",), ("Directory.ReadWrite.All",)],
         _G + "serviceprincipal-get",
-        confidence="UNCONFIRMED (table not re-read; matches application.get pattern)"),
+        confidence="CONFIRMED except Directory.ReadWrite.All (UNCONFIRMED: not in the Application row; kept because "
+                   "it reads all directory data, and serviceprincipal-list-approleassignments lists it)",
+        notes="Application row: least Application.Read.All; higher Application.ReadWrite.OwnedBy, "
+              "Application.ReadWrite.All, Directory.Read.All "
+              "(includes/permissions/serviceprincipal-get-permissions.md)."),
     "servicePrincipal.list": _ops(
         "GET /servicePrincipals",
         [("Application.Read.All",), ("Application.ReadWrite.OwnedBy",), ("Application.ReadWrite.All",),
          ("Directory.Read.All",), ("Directory.ReadWrite.All",)],
         _G + "serviceprincipal-list",
-        confidence="UNCONFIRMED (table not re-read; matches application.list pattern)"),
+        confidence="CONFIRMED except Directory.ReadWrite.All (UNCONFIRMED, as for servicePrincipal.get)",
+        notes="Application row: least Application.Read.All; higher Application.ReadWrite.OwnedBy, "
+              "Application.ReadWrite.All, Directory.Read.All "
+              "(includes/permissions/serviceprincipal-list-permissions.md)."),
     "servicePrincipal.delete": _ops(
         "DELETE /servicePrincipals/{id}",
-        [("Application.ReadWrite.OwnedBy",), ("Application.ReadWrite.All",)],
+        [("Application.ReadWrite.OwnedBy",), ("Application.ReadWrite.All",), ("Directory.ReadWrite.All",)],
         _G + "serviceprincipal-delete",
-        confidence="UNCONFIRMED (table not re-read)",
-        notes=_OWNED_BY_NOTE),
+        notes="Application row: least Application.ReadWrite.OwnedBy; higher (AgentIdentity* for agents,) "
+              "Application.ReadWrite.All, Directory.ReadWrite.All. " + _OWNED_BY_NOTE),
     # --- app role assignments (admin consent) ---------------------------------------------------
     "servicePrincipal.appRoleAssignedTo.list": _ops(
         "GET /servicePrincipals/{resourceSpId}/appRoleAssignedTo",
         [("Application.Read.All",), ("Application.ReadWrite.OwnedBy",), ("Directory.Read.All",),
          ("Application.ReadWrite.All",), ("Directory.ReadWrite.All",)],
-        _G + "serviceprincipal-list-approleassignedto"),
+        _G + "serviceprincipal-list-approleassignedto",
+        notes="Application row: least Application.Read.All; higher Application.ReadWrite.All, "
+              "Application.ReadWrite.OwnedBy, Directory.Read.All, Directory.ReadWrite.All."),
     "servicePrincipal.appRoleAssignedTo.create": _ops(
         "POST /servicePrincipals/{resourceSpId}/appRoleAssignedTo",
         [("AppRoleAssignment.ReadWrite.All", "Application.Read.All"),
-         ("AppRoleAssignment.ReadWrite.All", "Directory.Read.All")],
+         ("AppRoleAssignment.ReadWrite.All", "Directory.Read.All"),
+         ("AppRoleAssignment.ReadWrite.All", "Application.ReadWrite.All"),
+         ("AppRoleAssignment.ReadWrite.All", "Directory.ReadWrite.All")],
         _G + "serviceprincipal-post-approleassignedto",
-        notes="Both permissions are required together ('AppRoleAssignment.ReadWrite.All and "
-              "Application.Read.All'). Body {principalId, resourceId, appRoleId}; 201 + appRoleAssignment."),
+        confidence="CONFIRMED for the two documented pairs; the two higher pairs OBSERVED (Terraform azuread docs) "
+                   "and implied by the read tables",
+        notes=_app_role_grant_note("serviceprincipal-post-approleassignedto",
+                                   "Body {principalId, resourceId, appRoleId}; 201 + appRoleAssignment.")),
     "servicePrincipal.appRoleAssignedTo.delete": _ops(
         "DELETE /servicePrincipals/{resourceSpId}/appRoleAssignedTo/{appRoleAssignmentId}",
         [("AppRoleAssignment.ReadWrite.All",)],
         _G + "serviceprincipal-delete-approleassignedto",
-        confidence="UNCONFIRMED (table not re-read)"),
+        notes="Application row: least AppRoleAssignment.ReadWrite.All; higher 'Not available.'"),
     "servicePrincipal.appRoleAssignments.list": _ops(
         "GET /servicePrincipals/{id}/appRoleAssignments",
-        [("Application.Read.All",), ("Application.ReadWrite.All",), ("Directory.Read.All",),
-         ("Directory.ReadWrite.All",)],
+        [("Application.Read.All",), ("Application.ReadWrite.All",), ("Application.ReadWrite.OwnedBy",),
+         ("Directory.Read.All",), ("Directory.ReadWrite.All",)],
         _G + "serviceprincipal-list-approleassignments",
-        confidence="UNCONFIRMED (table not re-read)"),
+        notes="Application row: least Application.Read.All; higher Application.ReadWrite.All, "
+              "Application.ReadWrite.OwnedBy, Directory.Read.All, Directory.ReadWrite.All."),
     "servicePrincipal.appRoleAssignments.create": _ops(
         "POST /servicePrincipals/{clientSpId}/appRoleAssignments",
         [("AppRoleAssignment.ReadWrite.All", "Application.Read.All"),
-         ("AppRoleAssignment.ReadWrite.All", "Directory.Read.All")],
+         ("AppRoleAssignment.ReadWrite.All", "Directory.Read.All"),
+         ("AppRoleAssignment.ReadWrite.All", "Application.ReadWrite.All"),
+         ("AppRoleAssignment.ReadWrite.All", "Directory.ReadWrite.All")],
         _G + "serviceprincipal-post-approleassignments",
-        notes="Same pair as appRoleAssignedTo.create (includes/permissions/"
-              "serviceprincipal-post-approleassignments-permissions.md)."),
+        confidence="CONFIRMED for the two documented pairs; the two higher pairs as for appRoleAssignedTo.create",
+        notes=_app_role_grant_note("serviceprincipal-post-approleassignments",
+                                   "Same table as appRoleAssignedTo.create.")),
     "servicePrincipal.appRoleAssignments.delete": _ops(
         "DELETE /servicePrincipals/{clientSpId}/appRoleAssignments/{appRoleAssignmentId}",
         [("AppRoleAssignment.ReadWrite.All",)],
         _G + "serviceprincipal-delete-approleassignments",
-        confidence="UNCONFIRMED (table not re-read)"),
+        notes="Application row (current en-us page): least AppRoleAssignment.ReadWrite.All; higher 'Not "
+              "available.' One localized revision lists Application.ReadWrite.All as higher: UNCONFIRMED, not "
+              "modelled."),
     # --- directory roles ------------------------------------------------------------------------
     "roleManagement.roleAssignments.list": _ops(
         "GET /roleManagement/directory/roleAssignments?$filter=...",
-        [("RoleManagement.Read.Directory",), ("RoleManagement.Read.All",),
-         ("RoleManagement.ReadWrite.Directory",)],
+        [("RoleManagement.Read.Directory",), ("RoleManagement.Read.All",), ("Directory.Read.All",),
+         ("RoleManagement.ReadWrite.Directory",), ("Directory.ReadWrite.All",)],
         _G + "rbacapplication-list-roleassignments",
-        confidence="UNCONFIRMED (table not re-read)",
-        notes="A $filter on roleDefinitionId or principalId is required by the service for the "
-              "directory provider (UNCONFIRMED wording)."),
+        notes="Directory provider, Application (least to most privileged): RoleManagement.Read.Directory, "
+              "RoleManagement.Read.All, Directory.Read.All, RoleManagement.ReadWrite.Directory, "
+              "Directory.ReadWrite.All. A $filter on roleDefinitionId or principalId is required by the service "
+              "for the directory provider (UNCONFIRMED wording)."),
     "roleManagement.roleAssignments.create": _ops(
         "POST /roleManagement/directory/roleAssignments",
         [("RoleManagement.ReadWrite.Directory",)],
         _G + "rbacapplication-post-roleassignments",
-        notes="Only RoleManagement.ReadWrite.Directory for the directory provider. Body "
+        notes="Only RoleManagement.ReadWrite.Directory for the directory provider (Terraform's azuread docs also "
+              "name Directory.ReadWrite.All for directory role assignments: UNCONFIRMED, not modelled). Body "
               "{principalId, roleDefinitionId, directoryScopeId: '/'}; 201 + unifiedRoleAssignment."),
     "roleManagement.roleAssignments.delete": _ops(
         "DELETE /roleManagement/directory/roleAssignments/{id}",
         [("RoleManagement.ReadWrite.Directory",)],
         _G + "unifiedroleassignment-delete",
-        confidence="UNCONFIRMED (table not re-read)"),
+        notes="Directory provider, Application: RoleManagement.ReadWrite.Directory only."),
     "roleManagement.roleDefinitions.list": _ops(
         "GET /roleManagement/directory/roleDefinitions",
         [("RoleManagement.Read.Directory",), ("RoleManagement.Read.All",), ("Directory.Read.All",),
@@ -548,20 +609,78 @@ GRAPH_PERMISSIONS: Final[dict[str, OperationPermissions]] = {
          ("RoleManagement.ReadWrite.Directory",), ("Directory.ReadWrite.All",)],
         _G + "unifiedroledefinition-get",
         confidence="UNCONFIRMED (table not re-read)"),
+    # --- deleted items (soft-deleted applications and service principals) -----------------------
+    # The tables name one row per supported resource; application and servicePrincipal rows are identical.
+    "deletedItems.list": _ops(
+        "GET /directory/deletedItems/microsoft.graph.application | microsoft.graph.servicePrincipal",
+        [("Application.Read.All",), ("Application.ReadWrite.OwnedBy",), ("Application.ReadWrite.All",),
+         ("Directory.Read.All",), ("Directory.ReadWrite.All",)],
+        _G + "directory-deleteditems-list",
+        confidence="CONFIRMED least privileged (Application.Read.All for both types); the higher ones from the "
+                   "older table revision of directory-deleteditems-get (Application.Read.All, "
+                   "Application.ReadWrite.OwnedBy, Application.ReadWrite.All, Directory.Read.All)",
+        notes="'The OData cast type is a required part of the URI and calling GET /directory/deleteditems "
+              "without a type is not supported.' 'This API returns 100 objects by default and supports "
+              "returning up to 999 objects per page using $top.'"),
+    "deletedItems.get": _ops(
+        "GET /directory/deletedItems/{id}",
+        [("Application.Read.All",), ("Application.ReadWrite.OwnedBy",), ("Application.ReadWrite.All",),
+         ("Directory.Read.All",), ("Directory.ReadWrite.All",)],
+        _G + "directory-deleteditems-get",
+        confidence="CONFIRMED least privileged (Application.Read.All); higher ones from the older table revision"),
+    "deletedItems.restore": _ops(
+        "POST /directory/deletedItems/{id}/restore",
+        [("Application.ReadWrite.OwnedBy",), ("Application.ReadWrite.All",)],
+        _G + "directory-deleteditems-restore",
+        notes="application and servicePrincipal rows: least Application.ReadWrite.OwnedBy (older revision: "
+              "'Application.ReadWrite.OwnedBy, Application.ReadWrite.All'). 200 + the restored directoryObject. "
+              "'restoring an application doesn't restore the associated service principal automatically. You "
+              "must call this API to explicitly restore the deleted service principal.' OwnedBy only for objects "
+              "the caller owns (UNCONFIRMED for deleted objects; " + _OWNED_BY_NOTE + ")."),
+    "deletedItems.delete": _ops(
+        "DELETE /directory/deletedItems/{id}",
+        [("Application.ReadWrite.OwnedBy",), ("Application.ReadWrite.All",)],
+        _G + "directory-deleteditems-delete",
+        notes="Permanent: 'After an item is permanently deleted, it cannot be restored.' 204. OwnedBy only for "
+              "objects the caller owns (UNCONFIRMED for deleted objects)."),
     # --- misc -----------------------------------------------------------------------------------
     "organization.list": _ops(
         "GET /organization",
         [("Organization.Read.All",), ("Directory.Read.All",), ("Organization.ReadWrite.All",),
          ("Directory.ReadWrite.All",)],
         _G + "organization-list",
-        confidence="UNCONFIRMED (table not re-read)"),
+        confidence="CONFIRMED by organization-get (api-reference/v1.0/api/organization-get.md, Application: "
+                   "'Organization.Read.All, Directory.Read.All, Organization.ReadWrite.All, Directory.ReadWrite.All'); "
+                   "one stored revision of includes/permissions/organization-list-permissions.md lists only "
+                   "Directory.Read.All (least) and Directory.ReadWrite.All: that conflict is UNCONFIRMED"),
     "user.sendMail": _ops(
         "POST /users/{id | userPrincipalName}/sendMail",
         [("Mail.Send",)],
         _G + "user-sendmail",
         notes="Mail.Send can be scoped to specific mailboxes by an application access policy / "
               "RBAC for Applications (" + GRAPH_PERMISSIONS_REFERENCE + "#mailsend).",
-        confidence="CONFIRMED permission id/meaning; table not re-read"),
+        confidence="CONFIRMED permission id/meaning; Permissions table UNCONFIRMED (not found in the docs index: "
+                   "Mail.Send only, no higher application permission modelled)"),
+    # --- tenant app management policies ---------------------------------------------------------
+    "policy.defaultAppManagementPolicy.get": _ops(
+        "GET /policies/defaultAppManagementPolicy",
+        [("Policy.Read.All",), ("Policy.Read.ApplicationConfiguration",),
+         ("Policy.ReadWrite.ApplicationConfiguration",)],
+        _G + "tenantappmanagementpolicy-get",
+        notes="Application row: least Policy.Read.All; higher Policy.Read.ApplicationConfiguration, "
+              "Policy.ReadWrite.ApplicationConfiguration (older revisions: Policy.Read.All, "
+              "Policy.ReadWrite.ApplicationConfiguration). The default policy always exists; a tenant that never "
+              "configured it answers isEnabled false and empty restrictions (the page's example response)."),
+    "application.appManagementPolicies.list": _ops(
+        "GET /applications/{id}/appManagementPolicies",
+        [("Policy.Read.All", "Application.Read.All"), ("Policy.ReadWrite.ApplicationConfiguration",
+                                                       "Application.Read.All")],
+        _G + "application-list-appmanagementpolicies",
+        confidence="UNCONFIRMED: the page's table was not found in the stored docs; modelled on the CONFIRMED "
+                   "table of appmanagementpolicy-list-appliesto ('Application.Read.All and Policy.Read.All'; "
+                   "higher 'Application.Read.All and Policy.ReadWrite.ApplicationConfiguration')",
+        notes="The policies assigned to one application (an appManagementPolicy overrides the tenant default "
+              "for the objects it applies to, resources/appmanagementpolicy)."),
 }
 
 
@@ -652,6 +771,17 @@ GRAPH_ERRORS_CATALOG: Final[dict[str, GraphErrorFact]] = {
         "Request_MultipleObjectsWithSameKeyValue",
         "Another object with the same value for property uniqueName already exists.", 409,
         _G + "application-upsert", "UNCONFIRMED (wording modelled on Graph's duplicate-property errors)"),
+    "unique_name_held_by_deleted_app": _ge(
+        "Request_BadRequest", "Another object with the same value for property uniqueName already exists.", 400,
+        "https://github.com/microsoftgraph/msgraph-bicep-types/issues/137 ; "
+        "https://github.com/byte5ai/omadia/issues/916 (400 Request_BadRequest; the soft-deleted app reserves the "
+        "name for 30 days)", "OBSERVED"),
+    # --- deleted items --------------------------------------------------------------------------
+    "deleted_items_cast_required": _ge(
+        "Request_BadRequest", "A type cast is required on /directory/deletedItems, e.g. "
+        "/directory/deletedItems/microsoft.graph.application.", 400,
+        _G + "directory-deleteditems-list ('calling GET /directory/deleteditems without a type is not supported')",
+        "CONFIRMED unsupported; status, code and message UNCONFIRMED"),
     # --- keyCredentials -------------------------------------------------------------------------
     "key_value_empty": _ge(
         "KeyCredentialsInvalidValue", "KeyValue cannot be null or empty", 400,
@@ -663,6 +793,12 @@ GRAPH_ERRORS_CATALOG: Final[dict[str, GraphErrorFact]] = {
         "https://github.com/Azure/azure-cli/issues/11146",
         "OBSERVED message on AAD Graph (code there: Request_BadRequest); Graph code "
         "KeyCredentialsInvalidEndDate from REFERENCE.md, wording on MS Graph UNCONFIRMED"),
+    "key_start_date_invalid": _ge(
+        "KeyCredentialsInvalidStartDate", "Key credential start date is invalid.", 400,
+        "https://github.com/hashicorp/terraform-provider-azuread/issues/1582 (seen for a credential re-created "
+        "with a start date in the past)",
+        "OBSERVED code and message; that Graph answers it for a keyCredential starting before the certificate's "
+        "notBefore is UNCONFIRMED (KEY_CREDENTIAL_FACTS)"),
     "binary_literal_invalid": _ge(
         "BadRequest", "Cannot convert the literal '{literal}' to the expected type 'Edm.Binary'.", 400,
         "REFERENCE.md (msgraph-sdk sends base64url instead of base64)",
@@ -691,12 +827,99 @@ GRAPH_ERRORS_CATALOG: Final[dict[str, GraphErrorFact]] = {
     "unsupported_query": _ge(
         "Request_UnsupportedQuery", "Unsupported query.", 400,
         "https://learn.microsoft.com/graph/aad-advanced-queries", "UNCONFIRMED wording"),
+    "advanced_query_required": _ge(
+        "Request_UnsupportedQuery",
+        "Operator '{operator}' is not supported because the required parameters might be missing. Try adding "
+        "$count=true query parameter and ConsistencyLevel:eventual header. Refer to "
+        "https://aka.ms/graph-docs/advanced-queries for more information", 400,
+        "https://learn.microsoft.com/graph/aad-advanced-queries ('Error handling for advanced queries on directory "
+        "objects': the endsWith example)",
+        "CONFIRMED for endsWith; the same text with 'ne' / 'not' UNCONFIRMED"),
+    "filter_incompatible_operands": _ge(
+        "BadRequest",
+        "Invalid filter clause: A binary operator with incompatible types was detected. Found operand types "
+        "'{left}' and '{right}' for operator kind '{kind}'.", 400,
+        "https://github.com/microsoftgraph/msgraph-sdk-dotnet/issues/2306 (appRoleAssignedTo?$filter=principalId "
+        "eq '<guid>': quoted GUID against an Edm.Guid property); the ODL parser's message",
+        "OBSERVED for Edm.Guid vs Edm.String; the reverse (unquoted GUID against a string property) UNCONFIRMED"),
+    "filter_all_unsupported": _ge(
+        "Request_UnsupportedQuery", "Unsupported query.", 400,
+        "https://learn.microsoft.com/graph/filter-query-parameter ('all operator ... Currently, it isn't "
+        "supported in Microsoft Graph.')", "CONFIRMED unsupported; code/wording UNCONFIRMED"),
     "upsert_missing_without_prefer": _ge(
         "Request_ResourceNotFound",
         "Resource '{uniqueName}' does not exist or one of its queried reference-property objects "
         "are not present.",
         404, _G + "application-upsert ('... Prefer: create-if-missing header is not specified, this "
         "method returns a 404 Not Found error code')", "CONFIRMED status; code/message UNCONFIRMED"),
+    # --- app management policies ------------------------------------------------------------------
+    # Seen for a password credential (addPassword) under a passwordLifetime restriction, with
+    # details [{"code": "InvalidKeyEndDate", "message": <the same text>, "target": "EndDate"}]. The text for a
+    # keyCredential over asymmetricKeyLifetime is assumed identical. It names the policy, not the limit.
+    "credential_lifetime_policy": _ge(
+        "CredentialInvalidLifetimeAsPerAppPolicy",
+        "Credential lifetime exceeds the max value allowed as per assigned policy '{policyId}'.", 400,
+        "https://github.com/OfficeDev/microsoft-365-agents-toolkit/issues/10998 (full error body) ; "
+        "https://github.com/KelvinTegelaar/CIPP-API/pull/1970 (same text)",
+        "OBSERVED for passwordCredentials (status 400 from the toolkit's 'http client error'); for "
+        "keyCredentials UNCONFIRMED"),
+}
+
+# Tenant app management policy facts (learn.microsoft.com/graph/api/resources/tenantappmanagementpolicy,
+# …/appmanagementconfiguration, …/keycredentialconfiguration, …/tenantappmanagementpolicy-get).
+APP_MANAGEMENT_POLICY: Final = {
+    # CONFIRMED (tenantappmanagementpolicy-get example response): the default policy's id, name and description.
+    "default": {
+        "id": "00000000-0000-0000-0000-000000000000",
+        "displayName": "Default app management tenant policy",
+        "description": "Default tenant policy that enforces app management restrictions on applications and "
+                       "service principals. To apply policy to targeted resources, create a new policy under "
+                       "appManagementPolicies collection.",
+        "isEnabled": False,  # CONFIRMED: "isEnabled … Default value is false."
+    },
+    # CONFIRMED (keycredentialconfiguration, v1.0): restrictionType asymmetricKeyLifetime | unknownFutureValue,
+    # "Each value of restrictionType can be used only once per policy"; maxLifetime is an ISO 8601 duration,
+    # required for asymmetricKeyLifetime; state enabled | disabled ("If disabled, the restriction isn't evaluated
+    # or enforced"); restrictForAppsCreatedAfterDateTime: "the date from which the policy restriction applies to
+    # newly created applications". trustedCertificateAuthority is a beta restrictionType (microsoftgraph/
+    # microsoft-graph-docs PR 21187): accepted and stored, not enforced.
+    "key_restriction_types": ("asymmetricKeyLifetime", "trustedCertificateAuthority", "unknownFutureValue"),
+    "restriction_states": ("enabled", "disabled", "unknownFutureValue"),
+    # Edm.Duration (OData CSDL JSON / ABNF: duration = [sign] "P" [n "D"] ["T" [n "H"] [n "M"] [n["." n] "S"]]):
+    # days and time only, no years or months. UNCONFIRMED that Graph refuses P1Y / P3M for maxLifetime.
+    "max_lifetime_grammar": r"^P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?"
+                            r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$",
+}
+
+# Soft deletion (deleted items). Sources:
+#   CONFIRMED application-delete: "When deleted, apps are moved to a temporary container and can be restored
+#     within 30 days. After that time, they are permanently deleted."
+#   CONFIRMED directory-deleteditems-restore: "A recently deleted item remains available for up to 30 days";
+#     "restoring an application doesn't restore the associated service principal automatically".
+#   CONFIRMED learn.microsoft.com/entra/identity/enterprise-apps/restore-application: "If you deleted an
+#     application registration in its home tenant ..., the enterprise application, which is its corresponding
+#     service principal also got deleted." (Only the portal restores both.)
+#   CONFIRMED Microsoft 365 message center MC344406 (2022): deleted service principals are soft-deleted into
+#     deleted items for 30 days too.
+#   OBSERVED (vendor manual, Quest On Demand Recovery user guide): "if an object ... is soft deleted and then
+#     recovered from the Recycle Bin, all attributes and links including group membership and app role
+#     assignments are preserved by Microsoft." Directory role assignments coming back with a restored service
+#     principal: UNCONFIRMED (the sandbox restores them too, like the other links).
+#   OBSERVED microsoftgraph/msgraph-bicep-types#137 ("UniqueName is not released after deleting an app
+#     registration": re-creating through the Graph Bicep extension answers "Another object with the same value
+#     for property uniqueName already exists.") and byte5ai/omadia#916 (the soft-deleted app "reserves the name
+#     for 30 days"; Entra reports the collision as 400 Request_BadRequest, not 409).
+DELETED_ITEMS_RETENTION_SECONDS: Final = 30 * 24 * 3600
+SOFT_DELETE_FACTS: Final[dict[str, str]] = {
+    "application": "DELETE /applications/{id} moves the app and its home-tenant service principal to deleted items",
+    "servicePrincipal": "DELETE /servicePrincipals/{id} moves the service principal to deleted items",
+    "restore_application": "restores the application only; its service principal needs its own restore",
+    "restore_links": "a restored service principal keeps its app role assignments (OBSERVED); directory role "
+                     "assignments UNCONFIRMED",
+    "unique_name": "a soft-deleted app keeps its uniqueName: creating or upserting that uniqueName fails until the "
+                   "item is restored, permanently deleted, or 30 days pass (OBSERVED)",
+    "restore_sp_without_app": "UNCONFIRMED: restoring a service principal whose application is still deleted "
+                              "fails like creating one (the appId does not reference a valid application object)",
 }
 
 # uniqueName facts. CONFIRMED: upsert needs displayName in the body; 201 on create, 204 on update,
@@ -706,6 +929,45 @@ UNIQUE_NAME_FACTS: Final[dict[str, str]] = {
     "set_by": "PATCH /applications(uniqueName='{u}') with Prefer: create-if-missing",
     "immutable": "UNCONFIRMED: cannot be changed after creation",
     "source": _G + "application-upsert ; https://learn.microsoft.com/graph/api/resources/application",
+}
+
+
+# keyCredential facts the simulator enforces.
+KEY_CREDENTIAL_FACTS: Final[dict[str, str]] = {
+    # Edm.Binary (key, customKeyIdentifier) is read like .NET's Convert.FromBase64String: "The white-space
+    # characters, and their Unicode names and hexadecimal code points, are: CHARACTER TABULATION (U+0009), LINE
+    # FEED (U+000A), CARRIAGE RETURN (U+000D), SPACE (U+0020) ... [they] are ignored"
+    # (learn.microsoft.com/dotnet/api/system.convert.frombase64string, Remarks). OBSERVED: the Azure CLI sends
+    # PEM bodies with line breaks (az ad app credential reset --create-cert --append; role/custom.py _get_public
+    # strips only the BEGIN/END lines) and Graph accepts them
+    # (REFERENCE.md).
+    "binary_whitespace": "space, \\t, \\r, \\n ignored; anything else outside standard base64 is refused",
+    # Dates inside the certificate's validity, in UTC. OBSERVED: the Azure CLI sends startDateTime = notBefore +
+    # 1 s and endDateTime = notAfter - 1 s (azure-cli 2.91.0, azure/cli/command_modules/role/custom.py
+    # _validate_app_dates) and Graph accepts them;
+    # an end after notAfter is refused with KeyCredentialsInvalidEndDate (REFERENCE.md). A start before notBefore:
+    # KeyCredentialsInvalidStartDate, UNCONFIRMED (no public report for certificates). start >= end: refused,
+    # UNCONFIRMED which of the two codes Graph uses (the simulator answers the end-date error).
+    "dates": "notBefore <= startDateTime < endDateTime <= notAfter, compared to the second",
+}
+
+# $filter facts the simulator enforces (graph_odata.py).
+GRAPH_FILTER_FACTS: Final[dict[str, str]] = {
+    "lambda_any": "collection/any(c:c eq '...') on string collections (servicePrincipalNames, identifierUris, tags "
+                  "...): https://learn.microsoft.com/graph/filter-query-parameter 'Filter using lambda operators'; "
+                  "CONFIRMED",
+    "lambda_all": "'all' is not supported in Microsoft Graph (same page); CONFIRMED",
+    "advanced_operators": "ne, not and endsWith on directory objects need ConsistencyLevel: eventual and "
+                          "$count=true (https://learn.microsoft.com/graph/aad-advanced-queries); CONFIRMED. "
+                          "endsWith only on mail, otherMails, userPrincipalName, proxyAddresses (same page)",
+    "count_without_header": "?$count=true without ConsistencyLevel: eventual is silently ignored on directory "
+                            "objects: no @odata.count (same page, 'Error handling'); CONFIRMED",
+    "in_operator": "'The in operator is supported by default whenever eq operator is supported by default.' "
+                   "(same page); CONFIRMED",
+    "literal_types": "An unquoted GUID is an Edm.Guid literal (Graph's example assignedLicenses/any(s:s/skuId eq "
+                     "184efa21-...), filter-query-parameter; CONFIRMED); an Edm.Guid property compared with a "
+                     "quoted string is refused (msgraph-sdk-dotnet#2306, OBSERVED); a string property compared with "
+                     "an unquoted GUID is refused the same way (ODL rule; UNCONFIRMED on Graph)",
 }
 
 
@@ -765,12 +1027,51 @@ AADSTS_ERRORS: Final[dict[str, AADErrorFact]] = {
         "https://docs.microsoft.com/azure/active-directory/develop/"
         "active-directory-certificate-credentials .",
         401),
+    # A certificate client assertion whose `aud` is not this tenant's token endpoint. CONFIRMED text in the
+    # Azure SDKs' azure-identity TROUBLESHOOTING.md ("Troubleshoot ClientAssertionCredential authentication
+    # issues": "AADSTS700023 | Client assertion audience claim does not match Realm issuer. Review the
+    # documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials."); OBSERVED
+    # for an assertion addressed to another cloud's token endpoint (a public test suite, "measured 2026-09-29").
+    # Note: the error-codes reference lists AADSTS700023 as "InvalidResourcelessScope"; the service's answer wins.
+    # (AADSTS700212 is the federated-credential audience code: "No matching federated identity record found for
+    # presented assertion audience".)
     "assertion_audience_invalid": _aad(
-        "invalid_client", 50013,
-        "Assertion failed signature validation. [Reason - The provided signature value did not match the "
-        "expected signature value., Thumbprint of key used by client: '{thumbprint}']", 401,
-        confidence="UNCONFIRMED: AADSTS50013 is 'InvalidAssertion' in the reference; the exact text Entra "
-                   "returns for a wrong client-assertion aud could not be found"),
+        "invalid_client", 700023,
+        "Client assertion audience claim does not match Realm issuer. Review the documentation at "
+        "https://learn.microsoft.com/entra/identity-platform/certificate-credentials.", 401,
+        confidence="CONFIRMED (Azure SDK TROUBLESHOOTING.md); OBSERVED"),
+    # The app is registered in the tenant but has no service principal there (or the new one has not replicated
+    # to the token service). OBSERVED: learn.microsoft.com/microsoftteams/platform/teams-sdk/teams/
+    # app-authentication/troubleshooting (401 invalid_client, "AADSTS7000229: The client application
+    # 00001111-… is missing service principal in the tenant aaaabbbb-…. See instructions here:
+    # https://go.microsoft.com/fwlink/?linkid=2225119"); Azure/Commercial-Marketplace-SaaS-Accelerator#830;
+    # SidU/openclaw-teams-setup#3 (`az ad app create` makes no service principal). Not in the reference table.
+    "missing_service_principal": _aad(
+        "invalid_client", 7000229,
+        "The client application {client_id} is missing service principal in the tenant {tenant_id}. See "
+        "instructions here: https://go.microsoft.com/fwlink/?linkid=2225119", 401,
+        confidence="OBSERVED (Microsoft Teams SDK troubleshooting page quotes the response)"),
+    # CONFIRMED (AADSTS_REFERENCE table): "AADSTS9001023 | The grant type isn't supported over the /common or
+    # /consumers endpoints. Please use the /organizations or tenant-specific endpoint." `error` UNCONFIRMED.
+    "grant_not_supported_on_alias": _aad(
+        "invalid_request", 9001023,
+        "The grant type isn't supported over the /common or /consumers endpoints. Please use the /organizations "
+        "or tenant-specific endpoint.", confidence="CONFIRMED text; error and status UNCONFIRMED"),
+    # Admin consent declined. v1: UNCONFIRMED wording (the reference: "AADSTS65004 | UserDeclinedConsent - User
+    # declined to consent to access the app."). v2: CONFIRMED example of v2-admin-consent ("Error response":
+    # error=consent_required&error_description=AADSTS65004: The resource owner or authorization server denied
+    # the request.").
+    "admin_consent_declined": _aad(
+        "access_denied", 65004, "User declined to consent to access the app.",
+        confidence="CONFIRMED meaning (reference table); wording from the table"),
+    "admin_consent_declined_v2": _aad(
+        "consent_required", 65004, "The resource owner or authorization server denied the request.",
+        confidence="CONFIRMED (v2-admin-consent example error response)"),
+    # v2 admin consent without `scope` ("scope | Required", v2-admin-consent). The answer is UNCONFIRMED: modelled
+    # on AADSTS900144 (reference: "The request body must contain the following parameter: '{name}'.").
+    "admin_consent_scope_missing": _aad(
+        "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.",
+        confidence="UNCONFIRMED for this endpoint; the code and text CONFIRMED in the reference table"),
     "resource_not_found": _aad(
         "invalid_resource", 500011,
         "The resource principal named {resource} was not found in the tenant named {tenant_name}. This "
@@ -881,4 +1182,168 @@ KEYVAULT_ERRORS: Final[dict[str, KeyVaultErrorFact]] = {
         "Throttled", "", "Request was not processed because too many requests were received. Reason: "
         "{reason}", 429, "https://learn.microsoft.com/azure/key-vault/general/service-limits",
         "UNCONFIRMED wording; 429 + Retry-After CONFIRMED by the service-limits page"),
+    "purge_protected": _kv(
+        "Forbidden", "",
+        'Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault '
+        "service will automatically purge it after the retention period has passed.\r\nVault: "
+        "{vault};location={location}", 403,
+        "https://github.com/Azure/sap-automation/pull/200 ; https://github.com/microsoft/AzureTRE/issues/1951 "
+        "(PurgeDeletedSecret answered 403 Code=Forbidden with this message)",
+        "OBSERVED (status, code, message); innererror UNCONFIRMED (none shown)"),
+    "merge_x5c_invalid": _kv(
+        "BadParameter", "", "Property x5c has invalid value X5C must has at least one valid item", 400,
+        "https://github.com/MicrosoftDocs/azure-docs/issues/100959 (merge of a PKCS#7 file)", "OBSERVED"),
+    "merge_key_mismatch": _kv(
+        "BadParameter", "", "The public key of the certificate in x5c does not match the public key of the "
+        "pending certificate {name}.", 400,
+        "https://learn.microsoft.com/azure/key-vault/certificates/overview-renew-certificate ('merge the signed "
+        "CSR with the same CSR request that you created. Otherwise, the key won't match.')",
+        "CONFIRMED that a mismatching key is refused; wording UNCONFIRMED"),
+    "merge_not_pending": _kv(
+        "Forbidden", "", "Pending status must be in progress to allow update.", 403,
+        "https://github.com/Azure/azure-sdk-for-js/issues/25758 (same answer for a finished operation)",
+        "OBSERVED for PATCH /pending; for merge UNCONFIRMED"),
+}
+
+
+# --- Key Vault: api-versions, lifetime actions, soft delete and purge protection -------------------------------
+
+# Every data-plane api-version an official client sends for the routes the simulator models. Sources:
+# azure-keyvault-certificates / -keys / -secrets _shared/client_base.py ApiVersion (2016-10-01, 7.0 … 7.6,
+# 2025-07-01, 2026-04-01; CONFIRMED in the installed packages); their preview releases' CHANGELOG.md ("The default
+# service version is now 7.6-preview.2", azure-keyvault-keys 4.11.0b1 / azure-sdk-for-js keyvault 4.8.0-beta.1)
+# and the REST spec tags (azure-rest-api-specs specification/keyvault/data-plane/readme.md, listed by
+# Azure/azure-sdk-for-rust services/svc/keyvault/README.md: 2015-06-01, 7.0-preview … 7.3-preview,
+# 7.4-preview.1, 7.5-preview.1, 7.6-preview.1); azure-cli pins certificates and secrets to 7.4 and keys to
+# 7.6-preview.2 (src/azure-cli/azure/cli/command_modules/keyvault/_client_factory.py). CONFIRMED.
+KEYVAULT_API_VERSIONS: Final = (
+    "2026-04-01", "2025-07-01", "7.6", "7.6-preview.2", "7.6-preview.1", "7.5", "7.5-preview.1", "7.4",
+    "7.4-preview.1", "7.3", "7.3-preview", "7.2", "7.2-preview", "7.1", "7.1-preview", "7.0", "7.0-preview",
+    "2016-10-01", "2015-06-01",
+)
+KEYVAULT_LATEST_API_VERSION: Final = "2026-04-01"
+# An unknown api-version: 400 {"error": {"code": "BadParameter", "message": "The specified version (7.1) is not
+# recognized. Consider using the latest supported version (2016-10-01)."}} OBSERVED in
+# Azure/azure-sdk-for-net#14789 and Azure/azure-sdk-for-python#28595.
+
+# A path the vault does not route (e.g. GET /settings on a vault, which only Managed HSM serves): 404 with IIS's
+# HTML page, not Key Vault's JSON error. OBSERVED: Azure/azure-sdk-for-js#26315 (getSettings → "404 + HTML"),
+# Azure/azure-sdk-for-net#24877, Azure/azure-xplat-cli#2577 (title "404 - File or directory not found.").
+# That the 401 challenge comes first for such a path is UNCONFIRMED (the challenge is Key Vault's first answer to
+# any request without a token: azure/key-vault/general/authentication-requests-and-responses).
+KEYVAULT_UNKNOWN_ROUTE_STATUS: Final = 404
+KEYVAULT_UNKNOWN_ROUTE_HTML: Final = (
+    '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">'
+    '\r\n<html xmlns="http://www.w3.org/1999/xhtml">\r\n<head>\r\n<meta http-equiv="Content-Type" '
+    'content="text/html; charset=iso-8859-1"/>\r\n<title>404 - File or directory not found.</title>\r\n</head>'
+    '\r\n<body>\r\n<div id="header"><h1>Server Error</h1></div>\r\n<div id="content">\r\n <div '
+    'class="content-container"><fieldset>\r\n  <h2>404 - File or directory not found.</h2>\r\n  <h3>The resource '
+    "you are looking for might have been removed, had its name changed, or is temporarily unavailable.</h3>\r\n "
+    "</fieldset></div>\r\n</div>\r\n</body>\r\n</html>\r\n"
+)
+
+# A certificate policy without lifetime_actions: the service adds AutoRenew at 80 % of the lifetime. CONFIRMED:
+# https://learn.microsoft.com/azure/key-vault/certificates/tutorial-rotate-certificates ("By default, a
+# certificate's auto-renewal is set at 80 percent of its lifetime"); OBSERVED in the policies the service returns
+# (azure-sdk-for-js keyvault-certificates test recordings: "lifetime_actions":[{"trigger":{"lifetime_percentage":80},
+# "action":{"action_type":"AutoRenew"}}] for a policy created with none).
+KEYVAULT_DEFAULT_LIFETIME_ACTIONS: Final = ({"trigger": {"lifetime_percentage": 80},
+                                             "action": {"action_type": "AutoRenew"}},)
+# LifetimeAction (rest/api/keyvault/certificates/create-certificate#lifetimeaction, and the SDKs' LifetimeAction
+# docs): trigger lifetime_percentage 1-99, or days_before_expiry between 1 and validity_in_months * 27;
+# action_type AutoRenew or EmailContacts. CONFIRMED. AutoRenew makes a new version with a new key unless
+# key_props.reuse_key (whose service default is false: Azure/azure-sdk-for-python#7880); tags are replicated to
+# the renewed version (certificates/overview-renew-certificate FAQ). CONFIRMED. EmailContacts only notifies the
+# vault's certificate contacts (overview-renew-certificate, "Get notified about certificate expiration"). CONFIRMED.
+KEYVAULT_LIFETIME_ACTION_TYPES: Final = ("AutoRenew", "EmailContacts")
+KEYVAULT_LIFETIME_PERCENTAGE_RANGE: Final = (1, 99)
+KEYVAULT_DAYS_BEFORE_EXPIRY_PER_MONTH: Final = 27
+
+# DeletionRecoveryLevel (learn.microsoft.com/javascript/api/@azure/keyvault-keys/knowndeletionrecoverylevel):
+# Recoverable+Purgeable = soft delete with purge allowed (90 days); Recoverable = purge not allowed (purge
+# protection); the Customized* forms when 7 <= SoftDeleteRetentionInDays < 90. "+ProtectedSubscription" adds that
+# the subscription cannot be cancelled (not modelled). CONFIRMED. Retention is 7-90 days, default 90
+# (azure/key-vault/general/soft-delete-overview). CONFIRMED. Purge with purge protection: 403 (KEYVAULT_ERRORS
+# "purge_protected").
+KEYVAULT_RETENTION_DAYS_RANGE: Final = (7, 90)
+
+
+def keyvault_recovery_level(purge_protection: bool, retention_days: int) -> str:
+    """The recoveryLevel Key Vault reports for a vault's soft-delete settings."""
+    level = "Recoverable" if retention_days >= 90 else "CustomizedRecoverable"
+    return level if purge_protection else f"{level}+Purgeable"
+
+
+# =====================================================================================================
+# 6. Directory replication, as the token endpoint sees it; discovery and admin consent; token claims
+# =====================================================================================================
+
+#: What each replicationDelay kind of the simulator stands for (PUT /_sandbox/faults).
+REPLICATION_DELAY_FACTS: Final[dict[str, dict[str, str]]] = {
+    "servicePrincipal": {
+        "token_endpoint": "AADSTS7000229 in the app's home tenant, AADSTS700016 elsewhere (see AADSTS_ERRORS)",
+        "source": "REFERENCE.md (replication errors of Graph writes); the Teams SDK troubleshooting page for "
+                  "AADSTS7000229; AADSTS700016 'This can happen if the application has not been installed by "
+                  "the administrator of the tenant or consented to' (AADSTS_REFERENCE) for a consent not yet "
+                  "replicated",
+        "confidence": "OBSERVED errors; the lag of the token service is modelled, no documented duration",
+    },
+    "appRoleAssignment": {
+        "token_endpoint": "tokens' `roles` lack a new grant until the delay has passed",
+        "source": "https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignedto and "
+                  "serviceprincipal-list-approleassignments ('This request might have replication delays for app "
+                  "role assignments that were recently granted or removed'); https://devblogs.microsoft.com/"
+                  "identity/designing-for-eventual-consistency-for-microsoft-entra/",
+        "confidence": "CONFIRMED that grants replicate with delay; that tokens lag accordingly is OBSERVED "
+                      "(REFERENCE.md: the proof retries 'through propagation')",
+    },
+    "keyCredential": {
+        "token_endpoint": "AADSTS700027 'The certificate with identifier used to sign the client assertion is "
+                          "not registered on application' for a key added within the delay",
+        "source": "the eventual-consistency guidance above; hashicorp/terraform-provider-azuread waits for new "
+                  "credentials (UNCONFIRMED: the version of application_certificate_resource.go read here "
+                  "does not poll)",
+        "confidence": "UNCONFIRMED duration and behaviour; AADSTS700027 text OBSERVED (AADSTS_ERRORS)",
+    },
+}
+
+#: OIDC discovery for the authorities that name no tenant. CONFIRMED (v2-protocols-oidc): the authority is
+#: https://login.microsoftonline.com/{tenant}/v2.0 with {tenant} one of common, organizations, consumers, a
+#: tenant id or domain; "GET /common/v2.0/.well-known/openid-configuration" is the sample request.
+#: OBSERVED (public OIDC client code and tests quoting the live document, e.g. erlef/oidcc "Microsoft Entra ID
+#: documents its issuer with a `{tenantid}` placeholder"): the issuer of common and organizations is
+#: "https://login.microsoftonline.com/{tenantid}/v2.0" (literally), the endpoints keep the alias
+#: (".../common/oauth2/v2.0/token"). UNCONFIRMED: consumers' issuer is the MSA tenant's
+#: ".../9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"; tenant_region_scope is null for the aliases.
+DISCOVERY_FACTS: Final[dict[str, str]] = {
+    "multi_tenant_issuer": "https://login.microsoftonline.com/{tenantid}/v2.0",
+    "consumers_issuer": f"https://login.microsoftonline.com/{MSA_TENANT_ID}/v2.0",
+    "source": "https://learn.microsoft.com/entra/identity-platform/v2-protocols-oidc",
+}
+
+#: Admin consent. CONFIRMED (https://learn.microsoft.com/entra/identity-platform/v2-admin-consent):
+#: GET /{tenant}/v2.0/adminconsent?client_id&scope&redirect_uri&state, tenant "in GUID or friendly name format
+#: OR generically referenced with organizations"; scope Required, "In order to request app permissions, you
+#: must use the /.default value"; success redirect "?admin_consent=True&tenant=<GUID>&scope=…&state=…"; error
+#: redirect carries admin_consent=True, error, error_description, state. v1 (/{tenant}/adminconsent, REFERENCE.md):
+#: "?admin_consent=True&tenant=…&state=…". With organizations (or the older common) the administrator picks
+#: their tenant at sign-in and the redirect names it (`tenant` "The directory tenant that granted your
+#: application the permissions it requested").
+ADMIN_CONSENT_FACTS: Final[dict[str, str]] = {
+    "v2_path": "/{tenant}/v2.0/adminconsent",
+    "v1_path": "/{tenant}/adminconsent",
+    "source": "https://learn.microsoft.com/entra/identity-platform/v2-admin-consent",
+}
+
+#: Access-token claims per token version. CONFIRMED (https://learn.microsoft.com/entra/identity-platform/
+#: access-token-claims-reference): `appid` and `appidacr` "only present in v1.0 tokens"; `azp` and `azpacr`
+#: "only present in v2.0 tokens" ("A replacement for appid"); acr values "For a public client, the value is 0.
+#: When you use the client ID and client secret, the value is 1. When you use a client certificate for
+#: authentication, the value is 2."; a v2.0 `iss` ends in /v2.0; `ver` "1.0" or "2.0". The simulator issues
+#: v1.0 tokens for Microsoft's resources (Graph, Exchange Online, Key Vault: `iss` https://sts.windows.net/…/)
+#: and a v2.0 token for api://AzureADTokenExchange (its `iss` is the federated credential's v2.0 issuer).
+#: UNCONFIRMED: the acr value of managed identity and federated-credential tokens (2 assumed).
+TOKEN_CLAIMS_FACTS: Final[dict[str, tuple[str, ...]]] = {
+    "v1": ("appid", "appidacr", "idp"),
+    "v2": ("azp", "azpacr"),
 }

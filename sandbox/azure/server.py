@@ -33,7 +33,7 @@ from . import entra, storage_proxy
 from .errors import ServiceError, error_response
 from .tls import create_tls
 from .tokens import TokenIssuer
-from .world import CLOUD_ORIGINS, STORAGE_ORIGINS, FaultRule, RequestRecord, World
+from .world import CLOUD_ORIGINS, REPLICATION_KINDS, STORAGE_ORIGINS, FaultRule, RequestRecord, World
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ class SimulatorConfig:
     replication_delay: dict[str, float] = field(default_factory=dict)
     # Azurite's Table endpoint (URL) or connection string: when set, the tables/taskhub proxies are served.
     tables_upstream: str | None = None
+    # Key Vault: how many polls of a certificate creation answer inProgress before it completes (0 = the first).
+    vault_creation_polls: int = 0
 
 
 def _tenant_of_path(path: str) -> str | None:
@@ -84,6 +86,8 @@ def _middlewares(origin: str):
                 response = error_response(origin, exc)
         except web.HTTPException as exc:
             response = exc
+        if origin == "graph" and request.method not in ("GET", "HEAD"):
+            world.note_key_credentials()  # when each key was added: the "keyCredential" replication delay
         if not request.path.startswith("/_sandbox"):
             world.requests.append(RequestRecord(origin, request.method, path, response.status,
                                                 _tenant_of_path(request.path), started, time.time()))
@@ -198,7 +202,12 @@ def _install(world: World, rules: list[FaultRule]) -> None:
 
 @admin.put("/_sandbox/faults")
 async def put_faults(request: web.Request) -> web.Response:
-    """Replace fault rules and replication delays: {"rules": [...], "replicationDelay": {kind: seconds}}."""
+    """Replace fault rules and replication delays: {"rules": [...], "replicationDelay": {kind: seconds}}.
+
+    Kinds: "application" and "servicePrincipal" (a new object cannot be referenced by Graph writes for that
+    long; a new service principal cannot sign in either: AADSTS7000229 in its app's home tenant, AADSTS700016
+    elsewhere), "keyCredential" (an assertion signed by a key added that recently gets AADSTS700027) and
+    "appRoleAssignment" (tokens' `roles` lack a grant that recent). Without a delay nothing lags."""
     world = request.app["world"]
     body = await request.json()
     try:
@@ -208,6 +217,9 @@ async def put_faults(request: web.Request) -> web.Response:
     delay = body.get("replicationDelay", {})
     if not isinstance(delay, dict) or not all(isinstance(v, (int, float)) and v >= 0 for v in delay.values()):
         return _json_error(400, "replicationDelay: an object of kind -> seconds >= 0")
+    unknown = sorted(set(delay) - set(REPLICATION_KINDS))
+    if unknown:
+        return _json_error(400, f"replicationDelay: unknown kind(s) {unknown}; known: {list(REPLICATION_KINDS)}")
     _install(world, rules)
     world.replication_delay = {k: float(v) for k, v in delay.items()}
     return await get_faults(request)
@@ -368,11 +380,20 @@ async def put_grants(request: web.Request) -> web.Response:
 
 @admin.put("/_sandbox/consent")
 async def put_consent(request: web.Request) -> web.Response:
-    """How the simulated administrator answers admin-consent prompts: {"decision": "accept"|"decline"}."""
+    """How the simulated administrator answers admin-consent prompts: {"decision": "accept"|"decline",
+    "tenant": <tenant id or domain>|null}. `tenant` is the tenant the administrator signs in to when the
+    consent URL names none (`organizations`); each field is optional and kept until changed."""
     body = await request.json()
-    if body.get("decision") not in ("accept", "decline"):
+    if not isinstance(body, dict) or not set(body) <= {"decision", "tenant"} or not body:
+        return _json_error(400, "an object with 'decision' and/or 'tenant' is required")
+    if "decision" in body and body["decision"] not in ("accept", "decline"):
         return _json_error(400, "decision: 'accept' or 'decline'")
-    request.app["consent"]["decision"] = body["decision"]
+    if "tenant" in body and body["tenant"] is not None:
+        tenant = request.app["world"].tenant(str(body["tenant"]))
+        if tenant is None:
+            return _json_error(400, f"tenant: no tenant {body['tenant']!r}")
+        body = {**body, "tenant": tenant.id}
+    request.app["consent"].update(body)
     return web.json_response(request.app["consent"])
 
 
@@ -400,7 +421,7 @@ class SimulatorServer:
 
     async def start(self) -> dict:
         """Seed the world, bind every origin, and return the description printed at start."""
-        from . import graph, keyvault  # aiohttp route modules: imported when serving, not on import
+        from . import graph, graph_policies, keyvault  # aiohttp route modules: imported when serving, not on import
 
         state_dir = self.config.state_dir or Path(".sandbox")
         tls = create_tls(state_dir)
@@ -419,10 +440,12 @@ class SimulatorServer:
             apps[origin] = app
         apps["login"].add_routes(admin)
         apps["login"].add_routes(keyvault.admin_routes)
+        apps["login"].add_routes(graph_policies.admin_routes)
         apps["login"].add_routes(entra.routes)
         apps["identity"].add_routes(entra.identity_routes)
         graph.setup(apps["graph"])
         keyvault.setup(apps["vault"])
+        keyvault.set_creation_polls(world, self.config.vault_creation_polls)
         self.upstream = upstream
         for origin in STORAGE_ORIGINS if upstream else ():
             storage_proxy.setup(apps[origin], upstream)

@@ -20,6 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sandbox.clock import Clock
 
 ACCESS_TOKEN_LIFETIME = 3599
+# appidacr / azpacr: how the client authenticated. "0 public client, 1 client secret, 2 client certificate"
+# (learn.microsoft.com/entra/identity-platform/access-token-claims-reference).
+PUBLIC_CLIENT, CLIENT_SECRET, CLIENT_CERTIFICATE = "0", "1", "2"
 ALLOWED_ASSERTION_ALGORITHMS = ("RS256", "PS256")
 
 
@@ -64,15 +67,21 @@ class TokenIssuer:
         return f"https://sts.windows.net/{tenant_id}/"
 
     def issue(self, *, tenant_id: str, object_id: str, app_id: str, audience: str, roles: list[str],
-              lifetime: int = ACCESS_TOKEN_LIFETIME, issuer: str | None = None) -> tuple[str, int]:
-        """An app-only access token and its expiry (sandbox epoch seconds)."""
+              client_auth: str = CLIENT_CERTIFICATE, lifetime: int = ACCESS_TOKEN_LIFETIME,
+              issuer: str | None = None) -> tuple[str, int]:
+        """An app-only access token and its expiry (sandbox epoch seconds). A v2.0 `issuer` (ending in /v2.0)
+        makes a v2.0 token. The claims reference: `appid` / `appidacr` are "only present in v1.0 tokens",
+        `azp` / `azpacr` "only present in v2.0 tokens"; a v2.0 `iss` ends in /v2.0."""
         now = int(self.clock.epoch())
-        claims = {
-            "aud": audience, "iss": issuer or self.issuer(tenant_id), "iat": now, "nbf": now, "exp": now + lifetime,
-            "aio": uuid.uuid4().hex, "appid": app_id, "appidacr": "2",
-            "azp": app_id, "idp": self.issuer(tenant_id), "idtyp": "app", "oid": object_id, "sub": object_id,
-            "tid": tenant_id, "uti": uuid.uuid4().hex[:22], "ver": "1.0", "roles": sorted(roles),
-        }
+        issuer = issuer or self.issuer(tenant_id)
+        claims = {"aud": audience, "iss": issuer, "iat": now, "nbf": now, "exp": now + lifetime,
+                  "aio": uuid.uuid4().hex}
+        if issuer.rstrip("/").endswith("/v2.0"):
+            claims |= {"azp": app_id, "azpacr": client_auth, "ver": "2.0"}
+        else:
+            claims |= {"appid": app_id, "appidacr": client_auth, "idp": self.issuer(tenant_id), "ver": "1.0"}
+        claims |= {"idtyp": "app", "oid": object_id, "sub": object_id, "tid": tenant_id,
+                   "uti": uuid.uuid4().hex[:22], "roles": sorted(roles)}
         if not roles:
             del claims["roles"]  # Entra omits an empty roles claim
         token = jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid, "x5t": self.kid})
@@ -104,7 +113,7 @@ class TokenIssuer:
             raise TokenRejected("Lifetime validation failed, the token is expired.")
         if now + 300 < claims["nbf"]:  # Entra allows five minutes of clock skew
             raise TokenRejected("Lifetime validation failed, the token is not yet valid.")
-        return Caller(tenant_id=claims["tid"], object_id=claims["oid"], app_id=claims["appid"],
+        return Caller(tenant_id=claims["tid"], object_id=claims["oid"], app_id=claims.get("appid") or claims["azp"],
                       roles=tuple(claims.get("roles", ())), audience=claims["aud"], claims=claims)
 
     def jwks(self) -> dict:

@@ -41,9 +41,11 @@ class Tenant:
     owners: dict[str, set[str]] = field(default_factory=dict)          # application object id -> owner ids
     client_secrets: dict[str, list[dict]] = field(default_factory=dict)  # application object id -> secrets
     created_at: dict[str, float] = field(default_factory=dict)         # object id -> sandbox epoch
+    deleted_items: dict[str, dict] = field(default_factory=dict)       # object id -> soft-deleted (graph_deleted)
     mail: list[dict] = field(default_factory=list)                     # recorded sendMail requests
     organization: dict = field(default_factory=dict)
     seeded: dict = field(default_factory=dict)                         # provisioner / managed identity ids
+    app_management_policy: dict | None = None  # tenantAppManagementPolicy from /_sandbox; None = Graph's default
 
     # -- lookups ---------------------------------------------------------------------------------
     def application_by_app_id(self, app_id: str) -> dict | None:
@@ -90,6 +92,8 @@ class Tenant:
 CLOUD_ORIGINS = ("login", "graph", "vault", "identity")
 STORAGE_ORIGINS = ("tables", "taskhub")
 ORIGINS = CLOUD_ORIGINS + STORAGE_ORIGINS
+# Object kinds that replicationDelay can name (World.replication_delay).
+REPLICATION_KINDS = ("application", "servicePrincipal", "keyCredential", "appRoleAssignment")
 
 
 @dataclass
@@ -249,8 +253,10 @@ class World:
         self.home_tenant_id: str | None = None
         self.faults: list[FaultRule] = []
         self.holds = HoldPoints()
-        # Replication delay in sandbox seconds, per object kind: "application", "servicePrincipal".
-        # A new object of that kind cannot be referenced by other writes until the delay has passed.
+        # Replication delay in sandbox seconds, per object kind: "application", "servicePrincipal" (a new object
+        # cannot be referenced by other writes, nor sign in at the token endpoint, until the delay has passed),
+        # "keyCredential" (the token endpoint does not know a new certificate yet) and "appRoleAssignment" (a new
+        # grant is not in tokens' `roles` yet). Facts: microsoft.REPLICATION_DELAY_FACTS.
         self.replication_delay: dict[str, float] = {}
         self.requests: list[RequestRecord] = []
         self.vault: dict = {}          # owned by sandbox.azure.keyvault
@@ -292,6 +298,34 @@ class World:
         delay = self.replication_delay.get(kind, 0.0)
         created = tenant.created_at.get(object_id)
         return delay <= 0 or created is None or self.clock.epoch() >= created + delay
+
+    @staticmethod
+    def key_credential_ref(app: dict, credential: dict) -> str:
+        """The created_at key of one keyCredential of an application (keyIds are unique per application only)."""
+        return f"{app['id']}/keyCredentials/{str(credential.get('keyId', '')).lower()}"
+
+    def note_key_credentials(self) -> None:
+        """Remember when each keyCredential first appeared (sandbox clock), for the "keyCredential" delay.
+        Called after every Graph write, so the time noted is the time of the write that added the key."""
+        now = self.clock.epoch()
+        for tenant in self.tenants.values():
+            for app in tenant.applications.values():
+                for credential in app.get("keyCredentials", []):
+                    tenant.created_at.setdefault(self.key_credential_ref(app, credential), now)
+
+    def key_credential_replicated(self, tenant: Tenant, app: dict, credential: dict) -> bool:
+        """Whether the token endpoint knows this keyCredential of `app` (registered in `tenant`) yet."""
+        return self.is_replicated(tenant, self.key_credential_ref(app, credential), "keyCredential")
+
+    def token_roles(self, tenant: Tenant, principal_id: str, resource_sp_id: str) -> list[str]:
+        """The `roles` a token issued now carries: app roles whose assignment has replicated."""
+        resource = tenant.service_principals.get(resource_sp_id)
+        if resource is None:
+            return []
+        by_id = {r["id"]: r["value"] for r in resource.get("appRoles", [])}
+        return sorted({by_id[a["appRoleId"]] for a in tenant.assignments_of(principal_id)
+                       if a["resourceId"] == resource_sp_id and a["appRoleId"] in by_id
+                       and self.is_replicated(tenant, a["id"], "appRoleAssignment")})
 
     # -- seeding ----------------------------------------------------------------------------------
     def add_tenant(self, index: int, default_roles: list[str]) -> Tenant:
@@ -416,6 +450,7 @@ class World:
             "resourceId": resource["id"],
         }
         tenant.app_role_assignments[assignment["id"]] = assignment
+        self.record_created(tenant, assignment["id"])
         return assignment
 
     def set_roles(self, tenant: Tenant, principal_id: str, resource_sp_id: str, values: list[str]) -> list[str]:
@@ -430,5 +465,6 @@ class World:
             if a["principalId"] == principal_id and a["resourceId"] == resource_sp_id:
                 del tenant.app_role_assignments[assignment_id]
         for value in values:
-            self.new_app_role_assignment(tenant, principal, resource, by_value[value])
+            assignment = self.new_app_role_assignment(tenant, principal, resource, by_value[value])
+            tenant.created_at.pop(assignment["id"], None)  # the admin API's grants are old, like seeds
         return sorted(values)

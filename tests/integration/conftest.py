@@ -82,7 +82,9 @@ def vault_admin(simulator):
         pytest.fail(f"GET /_sandbox/vault answered {exc.code}: sandbox.azure.keyvault.admin_routes must be "
                     "served on the login origin (server.py: apps['login'].add_routes(keyvault.admin_routes))")
     yield simulator
-    simulator.admin("PUT", "/vault", {"access": None, "creationDelaySeconds": 0, "failNextCreations": 0})
+    simulator.admin("PUT", "/vault", {"access": None, "creationDelaySeconds": 0, "failNextCreations": 0,
+                                      "creationPolls": 0, "enablePurgeProtection": False,
+                                      "softDeleteRetentionInDays": 90})
 
 
 # -- Microsoft Graph: msgraph-sdk clients against the simulator (official SDKs only) ----------------------

@@ -197,3 +197,146 @@ def test_a_foreign_token_is_no_federated_assertion(simulator, home, customer):
                                            authority=simulator.info["authorityHost"])
     with pytest.raises(ClientAuthenticationError, match="AADSTS70021"):
         credential.get_token(GRAPH_SCOPE)
+
+
+# -- token claims per version, discovery, admin consent v2 / organizations ---------------------------------
+
+def _get_json(simulator, path: str) -> dict:
+    context = ssl.create_default_context(cafile=simulator.info["caBundle"])
+    with urllib.request.urlopen(f"{simulator.info['loginUrl']}{path}", context=context) as response:
+        return json.loads(response.read())
+
+
+def _open(simulator, path: str):
+    """GET a login URL without following redirects: (status, Location, body)."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(
+        context=ssl.create_default_context(cafile=simulator.info["caBundle"])))
+    try:
+        response = opener.open(f"{simulator.info['loginUrl']}{path}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Location"), exc.read().decode()
+    return response.status, None, response.read().decode()
+
+
+def test_a_client_secret_token_is_v1_with_appidacr_1(simulator, customer):
+    claims = _claims(_secret_credential(simulator, customer["tenantId"], customer["provisioner"])
+                     .get_token(GRAPH_SCOPE).token)
+    assert claims["ver"] == "1.0"
+    assert claims["iss"] == f"https://sts.windows.net/{customer['tenantId']}/"
+    assert claims["appidacr"] == "1"  # 0 public client, 1 client secret, 2 certificate (claims reference)
+    assert not {"azp", "azpacr"} & set(claims)  # v2.0 claims
+
+
+def test_the_token_exchange_token_is_v2_with_azp(simulator, home, monkeypatch):
+    monkeypatch.setenv("IDENTITY_ENDPOINT", simulator.info["identityEndpoint"])
+    monkeypatch.setenv("IDENTITY_HEADER", simulator.info["identityHeader"])
+    claims = _claims(ManagedIdentityCredential().get_token("api://AzureADTokenExchange/.default").token)
+    assert claims["ver"] == "2.0"
+    assert claims["iss"].endswith("/v2.0")
+    assert claims["azp"] == home["managedIdentity"]["clientId"]
+    assert not {"appid", "appidacr"} & set(claims)
+
+
+@pytest.mark.parametrize("alias", ["common", "organizations", "consumers"])
+def test_discovery_for_the_multi_tenant_authorities(simulator, alias):
+    document = _get_json(simulator, f"/{alias}/v2.0/.well-known/openid-configuration")
+    login = simulator.info["loginUrl"]
+    assert document["token_endpoint"] == f"{login}/{alias}/oauth2/v2.0/token"
+    assert document["authorization_endpoint"] == f"{login}/{alias}/oauth2/v2.0/authorize"
+    expected_tenant = "9188040d-6c67-4c5b-b112-36a304b66dad" if alias == "consumers" else "{tenantid}"
+    assert document["issuer"] == f"{login}/{expected_tenant}/v2.0"
+    assert _get_json(simulator, f"/{alias}/discovery/v2.0/keys")["keys"]
+
+
+def test_client_credentials_on_common_is_refused_with_aadsts9001023(simulator, customer):
+    credential = _secret_credential(simulator, "common", customer["provisioner"])
+    with pytest.raises(ClientAuthenticationError, match="AADSTS9001023"):
+        credential.get_token(GRAPH_SCOPE)
+
+
+def _consent_query(app: dict, redirect: str, state: str, scope: str | None = "https://graph.microsoft.com/.default"):
+    params = {"client_id": app["clientId"], "redirect_uri": redirect, "state": state}
+    if scope is not None:
+        params["scope"] = scope
+    return urllib.parse.urlencode(params)
+
+
+def _redirect_query(location: str) -> dict:
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+
+
+REDIRECT = "http://127.0.0.1/api/onboard/callback"
+
+
+def test_v2_admin_consent_grants_the_required_permissions_and_echoes_the_scope(simulator, home, customer):
+    app = home["consentApp"]
+    status, location, _ = _open(simulator, f"/{customer['tenantId']}/v2.0/adminconsent?"
+                                           + _consent_query(app, REDIRECT, "v2-1"))
+    assert status == 302
+    assert location.startswith(REDIRECT + "?")
+    assert _redirect_query(location) == {"admin_consent": "True", "tenant": customer["tenantId"],
+                                         "scope": "https://graph.microsoft.com/.default", "state": "v2-1"}
+    token = ClientSecretCredential(customer["tenantId"], app["clientId"], app["clientSecret"],
+                                   authority=simulator.info["authorityHost"],
+                                   disable_instance_discovery=True).get_token(GRAPH_SCOPE)
+    assert set(_claims(token.token)["roles"]) == set(simulator.info["defaultProvisionerRoles"])
+
+
+def test_v2_admin_consent_needs_a_scope(simulator, home, customer):
+    status, location, _ = _open(simulator, f"/{customer['tenantId']}/v2.0/adminconsent?"
+                                           + _consent_query(home["consentApp"], REDIRECT, "s", scope=None))
+    assert status == 302
+    query = _redirect_query(location)
+    assert query["admin_consent"] == "True"
+    assert query["error"] == "invalid_request"
+    assert query["error_description"].startswith("AADSTS900144")
+    assert query["state"] == "s"
+
+
+def test_v2_declined_consent_says_consent_required(simulator, home, customer):
+    simulator.admin("PUT", "/consent", {"decision": "decline"})
+    try:
+        status, location, _ = _open(simulator, f"/{customer['tenantId']}/v2.0/adminconsent?"
+                                               + _consent_query(home["consentApp"], REDIRECT, "s"))
+    finally:
+        simulator.admin("PUT", "/consent", {"decision": "accept"})
+    assert status == 302
+    query = _redirect_query(location)
+    assert (query["admin_consent"], query["error"]) == ("True", "consent_required")
+    assert query["error_description"].startswith("AADSTS65004")
+
+
+@pytest.mark.parametrize("path", ["/organizations/v2.0/adminconsent", "/organizations/adminconsent"])
+def test_organizations_consent_names_the_tenant_the_administrator_signed_in_to(simulator, home, customer, path):
+    chosen = customer
+    assert simulator.admin("PUT", "/consent", {"tenant": chosen["domain"]})["tenant"] == chosen["tenantId"]
+    try:
+        status, location, _ = _open(simulator, f"{path}?" + _consent_query(home["consentApp"], REDIRECT, "org"))
+    finally:
+        simulator.admin("PUT", "/consent", {"tenant": None})
+    assert status == 302
+    query = _redirect_query(location)
+    assert query["admin_consent"] == "True"
+    assert query["tenant"] == chosen["tenantId"]
+    assert query["state"] == "org"
+    state = simulator.tenant_state(chosen["tenantId"])
+    assert any(sp["appId"] == home["consentApp"]["clientId"] for sp in state["servicePrincipals"])
+
+
+def test_organizations_consent_without_a_signed_in_tenant_is_an_error_page(simulator, home):
+    status, location, body = _open(simulator, "/organizations/v2.0/adminconsent?"
+                                              + _consent_query(home["consentApp"], REDIRECT, "s"))
+    assert (status, location) == (400, None)
+    assert "PUT /_sandbox/consent" in body
+
+
+def test_the_consent_setting_refuses_an_unknown_tenant(simulator):
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        simulator.admin("PUT", "/consent", {"tenant": "nowhere.example"})
+    assert caught.value.code == 400
+    assert simulator.admin("PUT", "/consent", {"decision": "accept"})["decision"] == "accept"

@@ -104,8 +104,11 @@ def test_expired_assertion_is_refused(setup, key):
 
 def test_wrong_audience_and_issuer_are_refused(setup, key):
     world, app, der = setup
-    with pytest.raises(AADError):
+    with pytest.raises(AADError) as caught:
         check_client_assertion(world, app, _assertion(world, app, key, der, aud="https://elsewhere"), {AUDIENCE})
+    # AADSTS700023, not the federated-credential code AADSTS700212 (microsoft.AADSTS_ERRORS).
+    assert caught.value.aadsts == 700023
+    assert caught.value.message.startswith("Client assertion audience claim does not match Realm issuer.")
     with pytest.raises(AADError) as caught:
         check_client_assertion(world, app, _assertion(world, app, key, der, iss="someone-else"), {AUDIENCE})
     assert caught.value.aadsts == 700021
@@ -118,3 +121,65 @@ def test_hs256_is_refused(setup):
     with pytest.raises(AADError) as caught:
         check_client_assertion(world, app, forged, {AUDIENCE})
     assert "not a supported signature algorithm" in caught.value.message
+
+
+def test_a_key_added_within_the_keycredential_delay_is_not_found(setup, key):
+    world, app, der = setup
+    world.replication_delay = {"keyCredential": 60}
+    world.note_key_credentials()  # as after the Graph write that added the key
+    with pytest.raises(AADError) as caught:
+        check_client_assertion(world, app, _assertion(world, app, key, der), {AUDIENCE})
+    assert caught.value.aadsts == 700027
+    assert "not registered on application" in caught.value.message
+    world.clock.advance(61)
+    check_client_assertion(world, app, _assertion(world, app, key, der), {AUDIENCE})
+
+
+def test_a_key_is_not_subject_to_a_delay_set_for_other_kinds(setup, key):
+    world, app, der = setup
+    world.replication_delay = {"servicePrincipal": 60, "appRoleAssignment": 60}
+    world.note_key_credentials()
+    check_client_assertion(world, app, _assertion(world, app, key, der), {AUDIENCE})
+
+
+def test_token_roles_catch_up_with_a_new_assignment_after_the_delay():
+    world = World()
+    tenant = world.add_tenant(1, [])
+    graph = tenant.service_principal_by_app_id("00000003-0000-0000-c000-000000000000")
+    principal = tenant.service_principals[tenant.seeded["provisioner"]["servicePrincipalId"]]
+    role = next(r for r in graph["appRoles"] if r["value"] == "User.Read.All")
+    world.replication_delay = {"appRoleAssignment": 60}
+    world.new_app_role_assignment(tenant, principal, graph, role["id"])
+    assert world.token_roles(tenant, principal["id"], graph["id"]) == []
+    assert tenant.roles_for(principal["id"], graph["id"]) == ["User.Read.All"]  # Graph sees it at once
+    world.clock.advance(60)
+    assert world.token_roles(tenant, principal["id"], graph["id"]) == ["User.Read.All"]
+
+
+def test_grants_set_through_the_admin_api_do_not_lag():
+    world = World()
+    tenant = world.add_tenant(1, [])
+    graph = tenant.service_principal_by_app_id("00000003-0000-0000-c000-000000000000")
+    principal_id = tenant.seeded["provisioner"]["servicePrincipalId"]
+    world.replication_delay = {"appRoleAssignment": 60}
+    world.set_roles(tenant, principal_id, graph["id"], ["Organization.Read.All"])
+    assert world.token_roles(tenant, principal_id, graph["id"]) == ["Organization.Read.All"]
+
+
+@pytest.mark.parametrize(("issuer", "version"), [(None, "1.0"), ("https://login.example/t/v2.0", "2.0")])
+def test_token_claims_follow_the_token_version(issuer, version):
+    from sandbox.azure.tokens import CLIENT_SECRET, TokenIssuer
+
+    world = World()
+    token, _ = TokenIssuer(world.clock, "https://login.example").issue(
+        tenant_id="t", object_id="o", app_id="a", audience="https://graph.microsoft.com", roles=["R"],
+        client_auth=CLIENT_SECRET, issuer=issuer)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["ver"] == version
+    if version == "1.0":
+        assert (claims["appid"], claims["appidacr"]) == ("a", "1")
+        assert not {"azp", "azpacr"} & set(claims)
+        assert claims["iss"] == "https://sts.windows.net/t/"
+    else:
+        assert (claims["azp"], claims["azpacr"]) == ("a", "1")
+        assert not {"appid", "appidacr"} & set(claims)
