@@ -124,12 +124,54 @@ async def jwks(request: web.Request) -> web.Response:
     return web.json_response(request.app["issuer"].jwks())
 
 
+@routes.get("/common/discovery/instance")
+async def instance_discovery(request: web.Request) -> web.Response:
+    """MSAL's instance discovery (microsoft.INSTANCE_DISCOVERY_FACTS): Entra's cloud alias groups, and the OIDC
+    document of the authority named by `authorization_endpoint`, if its host is one Entra knows; otherwise
+    invalid_instance (AADSTS50049)."""
+    endpoint = request.query.get("authorization_endpoint")
+    if not endpoint:
+        # UNCONFIRMED answer for this endpoint: Entra's usual one for a missing parameter (AADSTS900144).
+        raise AADError(400, "invalid_request", 900144,
+                       "The request body must contain the following parameter: 'authorization_endpoint'.")
+    sandbox_host = urllib.parse.urlsplit(_login_url(request)).netloc.lower()
+    groups = [{**group, "aliases": list(group["aliases"])} for group in ms.INSTANCE_DISCOVERY_METADATA]
+    # The simulator's own loopback origin is a cloud of its own (a "self-entry" group), so an authority on it
+    # validates as one on login.microsoftonline.com does.
+    groups.append({"preferred_network": sandbox_host, "preferred_cache": sandbox_host, "aliases": [sandbox_host]})
+    asked_host = request.host.lower()
+    for group in groups:
+        if asked_host in group["aliases"]:
+            # Sandbox choice: the group of the host this request reached names that host as preferred_network
+            # (MSAL.NET and msal-common send their requests to preferred_network), so clients stay on the
+            # simulator or on the proxy's mapped name. For login.microsoftonline.com this is Entra's own value.
+            group["preferred_network"] = asked_host
+    parts = urllib.parse.urlsplit(endpoint)
+    segments = [s for s in parts.path.split("/") if s]
+    known = {alias for group in groups for alias in group["aliases"]}
+    if parts.scheme != "https" or parts.netloc.lower() not in known \
+            or segments[1:] not in (["oauth2", "authorize"], ["oauth2", "v2.0", "authorize"]):
+        fact = ms.AADSTS_ERRORS["invalid_instance"]
+        error = AADError(fact["status"], fact["error"], fact["aadsts"], fact["message"])
+        error.extra = {"error_uri": f"https://login.microsoftonline.com/error?code={fact['aadsts']}"}
+        raise error
+    # The authorization endpoint's host and tenant are echoed; its version picks the OIDC document.
+    version = "/v2.0" if segments[1:] == ["oauth2", "v2.0", "authorize"] else ""
+    document = f"https://{parts.netloc}/{segments[0]}{version}/.well-known/openid-configuration"
+    return web.json_response(
+        {"tenant_discovery_endpoint": document, "api-version": request.query.get("api-version", "1.1"),
+         "metadata": groups},
+        headers={"Cache-Control": ms.INSTANCE_DISCOVERY_FACTS["cache_control"]})
+
+
 def resolve_resource(tenant: Tenant, identifier: str) -> tuple[dict, str] | None:
     """The resource service principal named by a scope's resource part, and the token audience."""
     wanted = identifier.rstrip("/").lower()
     for sp in tenant.service_principals.values():
         names = [sp["appId"], *sp.get("servicePrincipalNames", [])]
         if any(n.rstrip("/").lower() == wanted for n in names):
+            if sp["appId"] in ms.AUDIENCE_AS_REQUESTED and identifier.lower().startswith("https://"):
+                return sp, identifier
             if sp["appId"] in ms.TOKEN_AUDIENCE:
                 return sp, ms.TOKEN_AUDIENCE[sp["appId"]]
             uris = [n for n in sp.get("servicePrincipalNames", []) if n.startswith("https://")]

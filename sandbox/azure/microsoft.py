@@ -64,6 +64,21 @@ EXCHANGE_ONLINE_APP_ID: Final = "00000002-0000-0ff1-ce00-000000000000"
 AZURE_KEY_VAULT_APP_ID: Final = "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"
 AZURE_KEY_VAULT_APP_ID_USGOV: Final = "7e7c393b-45d0-48b1-a35e-2905ddf8183c"
 
+# Azure Resource Manager's resource application. CONFIRMED: "Windows Azure Service Management API |
+# 797f4846-ba00-4fd7-ba43-dac1f8f63013" in "Application IDs of commonly used Microsoft applications",
+# https://learn.microsoft.com/troubleshoot/entra/entra-id/governance/verify-first-party-apps-sign-in (also the
+# signIn examples of https://learn.microsoft.com/graph/api/signin-list?view=graph-rest-beta: resourceDisplayName
+# "Windows Azure Service Management API", resourceId "797f4846-…").
+AZURE_SERVICE_MANAGEMENT_APP_ID: Final = "797f4846-ba00-4fd7-ba43-dac1f8f63013"
+#: The resource identifiers it answers to. CONFIRMED: the Azure CLI asks for
+#: "https://management.core.windows.net//.default" before anything else (azure-cli-core 2.91.0 cloud.py, AzureCloud
+#: active_directory_resource_id='https://management.core.windows.net/'; _profile.py `_arm_scope` =
+#: resource_to_scopes(...)); Azure Resource Manager's endpoint is resource_manager='https://management.azure.com/'
+#: (same file); the azure-mgmt-* clients' default scope is "https://management.azure.com/.default" (e.g.
+#: azure-mgmt-resource resources/_configuration.py credential_scopes). The exact servicePrincipalNames of the real
+#: service principal: UNCONFIRMED (these two and the appId are modelled).
+AZURE_SERVICE_MANAGEMENT_RESOURCES: Final = ("https://management.core.windows.net/", "https://management.azure.com/")
+
 # CONFIRMED: the addKey / removeKey proof JWT must carry aud = 00000002-0000-0000-c000-000000000000
 # (the legacy Azure AD Graph application id). Source: ROLLKEY_PROOF and
 # https://learn.microsoft.com/graph/api/application-addkey ("Audience needs to be ...").
@@ -102,6 +117,7 @@ RESOURCE_IDENTIFIERS: Final[dict[str, tuple[str, ...]]] = {
         "https://vault.azure.net/",
         AZURE_KEY_VAULT_APP_ID,
     ),
+    AZURE_SERVICE_MANAGEMENT_APP_ID: (*AZURE_SERVICE_MANAGEMENT_RESOURCES, AZURE_SERVICE_MANAGEMENT_APP_ID),
 }
 
 #: Token `aud` values as Entra issues them for v1-style resources: Graph tokens carry
@@ -112,6 +128,12 @@ TOKEN_AUDIENCE: Final[dict[str, str]] = {
     EXCHANGE_ONLINE_APP_ID: "https://outlook.office365.com",
     AZURE_KEY_VAULT_APP_ID: "https://vault.azure.net",
 }
+#: Resources whose v1 token `aud` is the identifier as the client asked for it (the scope without "/.default").
+#: Azure Resource Manager: CONFIRMED that its tokens carry "aud": "https://management.core.windows.net/" (with the
+#: slash: the resource the Azure CLI asks for) in the claims of the activity-log examples,
+#: https://learn.microsoft.com/azure/azure-monitor/platform/activity-log-schema; that the aud follows the
+#: identifier asked for ("https://management.azure.com" for https://management.azure.com/.default): UNCONFIRMED.
+AUDIENCE_AS_REQUESTED: Final[frozenset[str]] = frozenset({AZURE_SERVICE_MANAGEMENT_APP_ID})
 
 
 # =====================================================================================================
@@ -300,6 +322,14 @@ FIRST_PARTY_SERVICE_PRINCIPALS: Final[dict[str, FirstPartyServicePrincipal]] = {
         "displayName": "Azure Key Vault",
         "appId": AZURE_KEY_VAULT_APP_ID,
         "servicePrincipalNames": ["https://vault.azure.net", AZURE_KEY_VAULT_APP_ID],
+        "appRoles": [],
+    },
+    AZURE_SERVICE_MANAGEMENT_APP_ID: {
+        # Azure Resource Manager: `az login` gets its token before anything else (AZURE_SERVICE_MANAGEMENT_*
+        # above). No application permissions (ARM authorizes with Azure RBAC); the display name CONFIRMED there.
+        "displayName": "Windows Azure Service Management API",
+        "appId": AZURE_SERVICE_MANAGEMENT_APP_ID,
+        "servicePrincipalNames": [*AZURE_SERVICE_MANAGEMENT_RESOURCES, AZURE_SERVICE_MANAGEMENT_APP_ID],
         "appRoles": [],
     },
 }
@@ -1072,6 +1102,14 @@ AADSTS_ERRORS: Final[dict[str, AADErrorFact]] = {
     "admin_consent_scope_missing": _aad(
         "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.",
         confidence="UNCONFIRMED for this endpoint; the code and text CONFIRMED in the reference table"),
+    # Instance discovery of an authority host Entra does not know. CONFIRMED (error, code, text and body shape):
+    # https://learn.microsoft.com/entra/msal/dotnet/advanced/custom-authority-aliases ("if a non-existent
+    # authority is used, then Microsoft Entra ID returns an "invalid_instance" error": "AADSTS50049: Unknown or
+    # invalid instance.", error_uri https://login.microsoftonline.com/error?code=50049). Status 400: UNCONFIRMED
+    # (Microsoft's MSAL common-core tests for iOS/macOS, MSIDAadAuthorityTests, answer it with 400).
+    "invalid_instance": _aad(
+        "invalid_instance", 50049, "Unknown or invalid instance.",
+        confidence="CONFIRMED error and text (custom-authority-aliases); status UNCONFIRMED"),
     "resource_not_found": _aad(
         "invalid_resource", 500011,
         "The resource principal named {resource} was not found in the tenant named {tenant_name}. This "
@@ -1175,6 +1213,11 @@ KEYVAULT_ERRORS: Final[dict[str, KeyVaultErrorFact]] = {
     "bad_parameter": _kv(
         "BadParameter", "", "{detail}", 400, KEYVAULT_REST_ERRORS,
         "CONFIRMED code name (Key Vault REST error codes list); message depends on the parameter"),
+    "secret_managed_by_certificate": _kv(
+        "Conflict", "", "Secret {name} is managed by a certificate and cannot be set directly.", 409,
+        "https://learn.microsoft.com/azure/key-vault/certificates/about-certificates#composition-of-a-certificate",
+        "UNCONFIRMED (a certificate's secret is managed: true, 'its lifetime is managed by Key Vault'; the status "
+        "and wording of a set on that name are invented)"),
     "secret_disabled": _kv(
         "Forbidden", "SecretDisabled", "Operation get is not allowed on a disabled secret.", 403,
         "https://github.com/Azure/azure-sdk-for-js/issues/24756", "OBSERVED"),
@@ -1267,6 +1310,25 @@ KEYVAULT_DAYS_BEFORE_EXPIRY_PER_MONTH: Final = 27
 # "purge_protected").
 KEYVAULT_RETENTION_DAYS_RANGE: Final = (7, 90)
 
+#: Standalone secrets. CONFIRMED: "The SET operation adds a secret to the Azure Key Vault. If the named secret already
+#: exists, Azure Key Vault creates a new version of that secret." (rest/api/keyvault/secrets/set-secret); get-secret
+#: without a version returns the latest version (rest/api/keyvault/secrets/get-secret: "This URI fragment is
+#: optional. If not specified, the latest version of the secret is returned."); get-secret-versions: "Full secret
+#: identifier and attributes are provided in the response. No values are returned for the secrets."; update-secret
+#: changes attributes, content type and tags, not the value (rest/api/keyvault/secrets/update-secret); values are
+#: "sequences of octets (8-bit bytes), with a maximum size of 25 KB each", contentType at most 255 characters
+#: (azure/key-vault/secrets/about-secrets). A disabled version answers 403 SecretDisabled (KEYVAULT_ERRORS
+#: "secret_disabled", OBSERVED). Azure RBAC data actions (role-based-access-control/permissions/security,
+#: Microsoft.KeyVault): secrets/setSecret/action, secrets/getSecret/action, secrets/readMetadata/action,
+#: secrets/update/action; Key Vault Secrets Officer holds secrets/*, Key Vault Secrets User getSecret and
+#: readMetadata (role-based-access-control/built-in-roles/security): CONFIRMED names; the simulator's vault allows a
+#: principal every data action or none (keyvault.py), so the two roles are not told apart.
+KEYVAULT_SECRET_FACTS: Final[dict] = {
+    "max_value_bytes": 25 * 1024,
+    "max_content_type_chars": 255,
+    "source": "https://learn.microsoft.com/rest/api/keyvault/secrets/set-secret",
+}
+
 
 def keyvault_recovery_level(purge_protection: bool, retention_days: int) -> str:
     """The recoveryLevel Key Vault reports for a vault's soft-delete settings."""
@@ -1321,6 +1383,42 @@ DISCOVERY_FACTS: Final[dict[str, str]] = {
     "source": "https://learn.microsoft.com/entra/identity-platform/v2-protocols-oidc",
 }
 
+#: Instance discovery: GET https://login.microsoftonline.com/common/discovery/instance?api-version=1.1
+#: &authorization_endpoint=<authority>/oauth2/v2.0/authorize, the request MSAL makes "before acquiring tokens" to
+#: learn each cloud's aliases, the preferred_network host (for requests) and preferred_cache host (cache keys), and
+#: to validate the authority. CONFIRMED: https://learn.microsoft.com/entra/msal/dotnet/advanced/custom-authority-
+#: aliases (request, purposes, invalid_instance); MSAL Python 1.39 application.py `_get_instance_metadata` sends
+#: api-version=1.1 with authorization_endpoint=https://<instance>/common/oauth2/authorize and reads `metadata`
+#: (aliases); authority.py `_instance_discovery` sends api-version=1.0 for an authority host it does not know and
+#: reads `tenant_discovery_endpoint`.
+#: Body CONFIRMED: msal-common src/authority/AuthorityMetadata.ts rawMetdataJSON.instanceDiscoveryMetadata (the
+#: five groups below, verbatim) and OBSERVED in live responses recorded by Azure/azure-sdk-for-js tests
+#: (nock recordings of GET /common/discovery/instance: {"tenant_discovery_endpoint": "https://login.microsoftonline.
+#: com/<tenant>/v2.0/.well-known/openid-configuration", "api-version": "1.1", "metadata": [the five groups]},
+#: "Cache-Control: max-age=86400, private"). The tenant and host of the authorization endpoint are echoed (the
+#: tenant is not validated: "It does not validate tenant info", ADAL Android IDiscovery). A v1 authorization
+#: endpoint (/oauth2/authorize) gets the v1 document, /{tenant}/.well-known/openid-configuration: UNCONFIRMED
+#: (Microsoft's MSAL common-core tests for iOS/macOS answer it so; MSAL Python's authority.py notes the api-version
+#: 1.0 answer "seemingly returns V1 endpoint only", which the simulator does not model: there, too, the
+#: authorization endpoint's version decides).
+INSTANCE_DISCOVERY_METADATA: Final[tuple[dict, ...]] = (
+    {"preferred_network": "login.microsoftonline.com", "preferred_cache": "login.windows.net",
+     "aliases": ["login.microsoftonline.com", "login.windows.net", "login.microsoft.com", "sts.windows.net"]},
+    {"preferred_network": "login.partner.microsoftonline.cn", "preferred_cache": "login.partner.microsoftonline.cn",
+     "aliases": ["login.partner.microsoftonline.cn", "login.chinacloudapi.cn"]},
+    {"preferred_network": "login.microsoftonline.de", "preferred_cache": "login.microsoftonline.de",
+     "aliases": ["login.microsoftonline.de"]},
+    {"preferred_network": "login.microsoftonline.us", "preferred_cache": "login.microsoftonline.us",
+     "aliases": ["login.microsoftonline.us", "login.usgovcloudapi.net"]},
+    {"preferred_network": "login-us.microsoftonline.com", "preferred_cache": "login-us.microsoftonline.com",
+     "aliases": ["login-us.microsoftonline.com"]},
+)
+INSTANCE_DISCOVERY_FACTS: Final[dict[str, str]] = {
+    "path": "/common/discovery/instance",
+    "cache_control": "max-age=86400, private",
+    "source": "https://learn.microsoft.com/entra/msal/dotnet/advanced/custom-authority-aliases",
+}
+
 #: Admin consent. CONFIRMED (https://learn.microsoft.com/entra/identity-platform/v2-admin-consent):
 #: GET /{tenant}/v2.0/adminconsent?client_id&scope&redirect_uri&state, tenant "in GUID or friendly name format
 #: OR generically referenced with organizations"; scope Required, "In order to request app permissions, you
@@ -1346,4 +1444,24 @@ ADMIN_CONSENT_FACTS: Final[dict[str, str]] = {
 TOKEN_CLAIMS_FACTS: Final[dict[str, tuple[str, ...]]] = {
     "v1": ("appid", "appidacr", "idp"),
     "v2": ("azp", "azpacr"),
+}
+
+#: Key Vault certificate policy subjects (x509_props.subject). CONFIRMED: Key Vault documents only "The subject
+#: name. Should be a valid X509 distinguished name" (learn.microsoft.com/python/api/azure-keyvault-certificates/
+#: azure.keyvault.certificates.certificatepolicy); its own tooling says "If you must use a comma (,) or a period (.)
+#: within a property in the SubjectName parameter, you must enclose the property field in quotation marks. For
+#: example, you may use O="Contoso, Ltd."" (learn.microsoft.com/powershell/module/az.keyvault/
+#: new-azkeyvaultcertificatepolicy, -SubjectName). OBSERVED: an unquoted comma inside a value is answered
+#: "Property policy.x509_props has invalid value. Invalid X.500 distinguished name" (MicrosoftDocs/azure-docs#62463).
+#: The quoting rules are Windows' X.500 strings (CertStrToName, learn.microsoft.com/windows/win32/api/wincrypt/
+#: nf-wincrypt-certstrtonamew): "," or ";" separate RDNs, "Quotation marks ("") are supported. A quotation mark can
+#: be included in a quoted value by using two sets of quotation marks (for example, CN="User ""one"""), white
+#: space around keys and values is ignored. UNCONFIRMED that Key Vault's parser is CertStrToName itself: how it
+#: reads "+" (multi-valued RDNs), a leading "#" (hex) and RFC 4514 backslash escapes is not modelled (unquoted
+#: values are kept as written).
+KEYVAULT_SUBJECT_FACTS: Final[dict[str, str]] = {
+    "rdn_separators": ",;",
+    "quote": '"',
+    "quote_in_quoted_value": '""',
+    "source": "https://learn.microsoft.com/powershell/module/az.keyvault/new-azkeyvaultcertificatepolicy",
 }

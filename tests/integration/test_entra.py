@@ -340,3 +340,115 @@ def test_the_consent_setting_refuses_an_unknown_tenant(simulator):
         simulator.admin("PUT", "/consent", {"tenant": "nowhere.example"})
     assert caught.value.code == 400
     assert simulator.admin("PUT", "/consent", {"decision": "accept"})["decision"] == "accept"
+
+
+# -- instance discovery (MSAL's authority validation and aliases) and the Azure Resource Manager resource ------
+
+ARM_APP_ID = "797f4846-ba00-4fd7-ba43-dac1f8f63013"
+ENTRA_WORLDWIDE = {"preferred_network": "login.microsoftonline.com", "preferred_cache": "login.windows.net",
+                   "aliases": ["login.microsoftonline.com", "login.windows.net", "login.microsoft.com",
+                               "sts.windows.net"]}
+
+
+def _discovery(simulator, authorization_endpoint: str, api_version: str = "1.1"):
+    """GET /common/discovery/instance on the simulator's login origin: (status, headers, JSON body)."""
+    query = urllib.parse.urlencode({"api-version": api_version, "authorization_endpoint": authorization_endpoint})
+    context = ssl.create_default_context(cafile=simulator.info["caBundle"])
+    try:
+        with urllib.request.urlopen(f"{simulator.info['loginUrl']}/common/discovery/instance?{query}",
+                                    context=context) as response:
+            return response.status, response.headers, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, json.loads(exc.read())
+
+
+def test_instance_discovery_answers_entra_s_alias_groups(simulator):
+    """MSAL Python's alias lookup (api-version 1.1, the v1 authorize endpoint of common): Entra's groups, the
+    v1 document of the tenant named, and the simulator's own origin as a cloud of its own."""
+    status, headers, body = _discovery(simulator, "https://login.microsoftonline.com/common/oauth2/authorize")
+    assert status == 200
+    assert body["tenant_discovery_endpoint"] == "https://login.microsoftonline.com/common/.well-known/openid-configuration"
+    assert body["api-version"] == "1.1"
+    assert body["metadata"][0] == ENTRA_WORLDWIDE
+    assert len(body["metadata"]) == 6  # Entra's five clouds and the sandbox's origin
+    loopback = urllib.parse.urlsplit(simulator.info["loginUrl"]).netloc
+    assert body["metadata"][-1] == {"preferred_network": loopback, "preferred_cache": loopback, "aliases": [loopback]}
+    assert headers["Cache-Control"] == "max-age=86400, private"
+
+
+def test_instance_discovery_echoes_a_v2_authority_and_its_document_exists(simulator, customer):
+    tenant, login = customer["tenantId"], simulator.info["loginUrl"]
+    status, _, body = _discovery(simulator, f"{login}/{tenant}/oauth2/v2.0/authorize")
+    assert status == 200
+    assert body["tenant_discovery_endpoint"] == f"{login}/{tenant}/v2.0/.well-known/openid-configuration"
+    document = _get_json(simulator, f"/{tenant}/v2.0/.well-known/openid-configuration")
+    assert document["token_endpoint"] == f"{login}/{tenant}/oauth2/v2.0/token"
+
+
+@pytest.mark.parametrize("endpoint", ["https://login.contoso.example/common/oauth2/v2.0/authorize",
+                                      "http://login.microsoftonline.com/common/oauth2/authorize",
+                                      "https://login.microsoftonline.com/common/saml2"])
+def test_instance_discovery_of_an_unknown_authority_is_invalid_instance(simulator, endpoint):
+    status, _, body = _discovery(simulator, endpoint)
+    assert status == 400
+    assert body["error"] == "invalid_instance"
+    assert body["error_codes"] == [50049]
+    assert body["error_description"].startswith("AADSTS50049: Unknown or invalid instance.")
+    assert body["error_uri"] == "https://login.microsoftonline.com/error?code=50049"
+
+
+@pytest.fixture(scope="module")
+def login_proxy(simulator):
+    """The intercepting proxy with login.microsoftonline.com mapped to the simulator (as tests/azcli use it)."""
+    from pathlib import Path
+
+    from sandbox.intercept import InterceptProxy
+
+    info = simulator.info
+    with InterceptProxy({"login.microsoftonline.com": info["loginUrl"]}, Path(info["caBundle"]).parent) as proxy:
+        yield proxy
+
+
+def test_msal_on_the_real_authority_does_what_az_login_does(simulator, home, login_proxy):
+    """MSAL Python on https://login.microsoftonline.com/<tenant> (through the proxy), as `az login
+    --service-principal` drives it: remove_tokens_for_client() asks instance discovery for the aliases, then a
+    token for Azure Resource Manager (the CLI's first scope); nothing leaves the sandbox."""
+    import msal
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False  # the proxy below, never a NO_PROXY of this environment
+    session.proxies = {"https": login_proxy.url}
+    session.verify = simulator.info["caBundle"]
+    start = len(login_proxy.log)
+    app = msal.ConfidentialClientApplication(
+        home["provisioner"]["clientId"], client_credential=home["provisioner"]["clientSecret"],
+        authority=f"https://login.microsoftonline.com/{home['tenantId']}", http_client=session)
+    app.remove_tokens_for_client()  # raises if instance discovery fails
+    assert app.authority_groups["login.microsoftonline.com"][0] == set(ENTRA_WORLDWIDE["aliases"])
+    result = app.acquire_token_for_client(["https://management.core.windows.net//.default"])
+    assert "access_token" in result, result
+    claims = _claims(result["access_token"])
+    assert claims["aud"] == "https://management.core.windows.net/"
+    assert claims["tid"] == home["tenantId"]
+    assert "roles" not in claims  # the provisioner holds no ARM application permissions
+    decisions = login_proxy.log[start:]
+    assert decisions
+    assert all(d.action in ("intercepted", "tunnelled") for d in decisions), decisions
+
+
+def test_every_tenant_has_the_azure_service_management_principal(simulator, customer):
+    arm = [sp for sp in simulator.tenant_state(customer["tenantId"])["servicePrincipals"] if sp["appId"] == ARM_APP_ID]
+    assert len(arm) == 1
+    assert arm[0]["displayName"] == "Windows Azure Service Management API"
+    assert {"https://management.core.windows.net/", "https://management.azure.com/"} <= set(
+        arm[0]["servicePrincipalNames"])
+    assert arm[0]["appOwnerOrganizationId"] == "f8cdef31-a31e-4b4a-93e4-5f571e91255a"
+
+
+def test_a_token_for_resource_manager_names_the_resource_as_asked(simulator, customer):
+    claims = _claims(_secret_credential(simulator, customer["tenantId"], customer["provisioner"])
+                     .get_token("https://management.azure.com/.default").token)
+    assert claims["aud"] == "https://management.azure.com"
+    assert claims["appid"] == customer["provisioner"]["clientId"]
+    assert "roles" not in claims
