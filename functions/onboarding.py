@@ -6,43 +6,46 @@ import asyncio
 import json
 import logging
 import re
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import UTC, datetime
 
 import azure.durable_functions as df
 import azure.functions as func
 
+from functions.api import (
+    ACTIVE_RUNTIME,
+    PROGRESSING,
+    TERMINAL,
+    azure_error,
+    handled,
+    http_status,
+    json_response,
+    public_base,
+    retry_after,
+    status_link,
+    validation_error,
+    wants_failure_as_error,
+)
+from shared import failures
 from shared.graph import certificate_lifetime_cap
 from shared.models import RequestError, parse_onboarding_request, validity_months_for
 from shared.onboarding import Onboarding, parse_time
 from shared.settings import get_settings
+from shared.signing import TokenRejected, make_token, read_token, signing_keys, token_version
 from shared.state import StateStore, onboarding_id, state_store
 
 log = logging.getLogger(__name__)
 bp = df.Blueprint()
 
-# Durable retries of transient failures (replication delay, throttling beyond the SDK's retries, 5xx,
-# consent still propagating): the orchestrator waits on a durable timer between attempts. It retries
-# itself rather than through call_activity_with_retry, because Python's RetryOptions re-sends the same
-# input (a stale `now`) at a fixed interval and retries every exception, permanent ones included. The
-# waits grow to a minute and add up to about 12 minutes on the orchestration clock: Microsoft's guidance
-# for directory replication is "10 minutes or more".
-BACKOFF_SECONDS = (5, 10, 20, 40, *([60] * 11))
 # Recording the outcome only writes Table Storage: a few quick tries are enough.
 RECORD_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=5)
 ONBOARDING_ID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\.[0-9a-f]{20}$")
-ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending}
-
-
-def _json(body: dict, status: int = 200, headers: dict | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json",
-                             headers=headers)
-
-
-def _error(status: int, code: str, message: str, details: list | None = None) -> func.HttpResponse:
-    body = {"error": {"code": code, "message": message}}
-    if details:
-        body["error"]["details"] = details
-    return _json(body, status)
+# Durable's runtime statuses that are not terminal (Suspended and ContinuedAsNew included): the run can go on.
+ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending,
+          df.OrchestrationRuntimeStatus.Suspended, df.OrchestrationRuntimeStatus.ContinuedAsNew}
+STATUS_PURPOSE = "status"
+# Certificate options only a rotation changes (POST /api/onboardings/{id}/rotate, not built yet).
+CERTIFICATE_FIELDS = (("validity_months", "validityMonths"), ("key_size", "keySize"), ("exportable", "exportable"))
 
 
 def _store() -> StateStore:
@@ -56,27 +59,58 @@ def _record_request(instance: str, fields: dict) -> None:
         store.update_onboarding(instance, lambda _: fields)
 
 
-def _status_url(req: func.HttpRequest, instance: str) -> str:
-    base = req.url.split("/api/", 1)[0]
-    return f"{base}/api/onboardings/{instance}"
+def _runtime(status) -> str | None:
+    return status.runtime_status.value if status is not None and status.runtime_status is not None else None
+
+
+def _options(payload: dict) -> dict:
+    """The options of a run that decide what it does (compared between a POST and the run it would join)."""
+    return {key: payload.get(key) for key in ("method", "permissionProfile", "directoryRole", "certificate")}
+
+
+def _certificate_options(request, record: dict, cap_months: int) -> tuple[dict, list[str]]:
+    """The run's certificate options and the explicit ones that differ from the certificate that exists.
+
+    A completed onboarding keeps its certificate's options (CertificateOptions, written when the run that made it
+    was requested) unless the request names other ones: those only a rotation applies."""
+    asked = request.certificate
+    wanted = {"validityMonths": cap_months, "keySize": asked.key_size, "exportable": asked.exportable}
+    stored = _loads(record.get("CertificateOptions"), None)
+    if record.get("Status") != "completed" or not record.get("Thumbprint") or not isinstance(stored, dict):
+        return wanted, []
+    changed = [name for field_name, name in CERTIFICATE_FIELDS
+               if field_name in asked.model_fields_set and stored.get(name) != wanted[name]]
+    return {**wanted, **{k: stored[k] for k in wanted if k in stored}}, changed
+
+
+async def _status_url(req: func.HttpRequest, instance: str, *, fail_on_error: bool = False) -> str:
+    """A tokenised status URL for this caller: read-only, this onboarding only, expiring."""
+    settings = get_settings()
+    key = await asyncio.to_thread(signing_keys(settings).current)
+    token = make_token(key, STATUS_PURPOSE, instance, int(time.time()) + settings.status_token_days * 86400)
+    return status_link(public_base(req, settings.public_base_url), instance, token, fail_on_error=fail_on_error)
 
 
 @bp.route(route="onboardings", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
+@handled(log)
 async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Validate the request and start (or join) the onboarding of (tenant, mailbox)."""
     try:
         request = parse_onboarding_request(req.get_body())
     except RequestError as error:
-        return _error(400, "InvalidRequest", str(error), error.problems)
+        return validation_error(error.problems)
     if request.method != "automatic":
-        return _error(400, "InvalidRequest", "method: only 'automatic' is available in this version",
-                      [{"field": "method", "rule": "only 'automatic' is available in this version"}])
+        return validation_error([{"field": "method", "rule": "only 'automatic' is available in this version"}])
     settings = get_settings()
     if not settings.provisioner_client_id and request.tenant_id != (settings.home_tenant_id or "").lower():
         rule = ("must be the home tenant (CERTAUTH_HOME_TENANT_ID): no onboarding app "
                 "(CERTAUTH_PROVISIONER_CLIENT_ID) is configured for other tenants")
-        return _error(400, "InvalidRequest", f"tenantId: {rule}", [{"field": "tenantId", "rule": rule}])
+        return validation_error([{"field": "tenantId", "rule": rule}])
+    if request.certificate.exportable and not settings.allow_exportable_keys:
+        rule = ("must be false: exportable private keys are off for this deployment (the operator enables them "
+                "with CERTAUTH_ALLOW_EXPORTABLE_KEYS=true); the default key never leaves Key Vault")
+        return validation_error([{"field": "certificate.exportable", "rule": rule}])
     # The tenant's app management policy may cap certificate lifetimes: fit the certificate to the cap, or refuse
     # an explicit validity Graph would refuse at the application step. An unknown cap (no Policy.Read.All) leaves
     # the request as it is.
@@ -84,48 +118,100 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
     try:
         validity_months = validity_months_for(request.certificate.validity_months, cap)
     except RequestError as error:
-        return _error(400, "InvalidRequest", str(error), error.problems)
+        return validation_error(error.problems)
     instance = onboarding_id(request.tenant_id, request.service_mailbox)
-    existing = await client.get_status(instance)
-    if existing and existing.runtime_status in ACTIVE:
-        # Requests for the same tenant and mailbox converge on one instance.
-        return _accepted(req, instance, existing.runtime_status.value)
+    stored = await asyncio.to_thread(_store().get_onboarding, instance)
+    record = stored.entity if stored else {}
+    certificate, changed = _certificate_options(request, record, validity_months)
+    if changed:
+        return _rotation_conflict(instance, changed, _loads(record.get("CertificateOptions"), {}), certificate,
+                                  request)
     payload = {
         "onboardingId": instance, "tenantId": request.tenant_id, "serviceMailbox": request.service_mailbox,
         "method": request.method, "permissionProfile": request.permission_profile,
-        "directoryRole": request.directory_role,
-        "certificate": {"validityMonths": validity_months,
-                        "keySize": request.certificate.key_size, "exportable": request.certificate.exportable},
+        "directoryRole": request.directory_role, "certificate": certificate,
     }
+    existing = await client.get_status(instance, show_input=True)
+    if existing and existing.runtime_status in ACTIVE:
+        return await _join(req, instance, existing, payload)
     fields = {"TenantId": request.tenant_id, "ServiceMailbox": request.service_mailbox, "Status": "running",
               "Step": "accepted", "Method": request.method, "PermissionProfile": request.permission_profile,
-              "DirectoryRole": request.directory_role or "", "Error": ""}
+              "DirectoryRole": request.directory_role or "", "Error": "", "Changes": "",
+              "CertificateOptions": json.dumps(certificate)}
     # Table Storage's client is sync: keep its round trips off the worker's event loop.
     await asyncio.to_thread(_record_request, instance, fields)
     try:
         await client.start_new("onboarding_orchestrator", instance, payload)
-    except Exception:
-        # A concurrent request started the same instance between our status read and this start: the
-        # durable runtime refuses a second start of a running instance, so join the one that runs.
-        current = await client.get_status(instance)
+    except Exception as error:
+        # A concurrent request started the same instance between our status read and this start: the durable
+        # runtime refuses a second start of a running instance, so join the one that runs.
+        current = await client.get_status(instance, show_input=True)
         if current and current.runtime_status in ACTIVE:
-            return _accepted(req, instance, current.runtime_status.value)
+            return await _join(req, instance, current, payload)
+        # Nothing runs: the record must not say "running".
+        failure = {"step": "start", "status": 0, "code": type(error).__name__,
+                   "message": "the durable runtime did not start the orchestration; POST the request again"}
+        await asyncio.to_thread(_store().merge_onboarding, instance,
+                                {"Status": "failed", "Step": "start", "Error": json.dumps(failure)})
         raise
     log.info("onboarding %s started", instance)
-    return _accepted(req, instance, "Pending")
+    return await _accepted(req, instance, "Pending")
 
 
-def _accepted(req: func.HttpRequest, instance: str, runtime_status: str) -> func.HttpResponse:
-    url = _status_url(req, instance)
-    return _json({"id": instance, "runtimeStatus": runtime_status, "statusQueryGetUri": url}, 202,
-                 {"Location": url})
+def _rotation_conflict(instance: str, changed: list[str], stored: dict, wanted: dict, request) -> func.HttpResponse:
+    details = [{"code": "CertificateOptionChanged", "target": f"certificate.{name}",
+                "message": f"the certificate has {name}={json.dumps(stored.get(name))}; the request asks for "
+                           f"{json.dumps(getattr(request.certificate, field_name))}"}
+               for field_name, name in CERTIFICATE_FIELDS if name in changed]
+    message = (f"onboarding {instance} is completed with a certificate whose {', '.join(changed)} differ from this "
+               f"request: a re-run does not change keys. A rotation applies new certificate options: POST "
+               f"/api/onboardings/{instance}/rotate with them (not available in this version yet). Without "
+               f"certificate options, a re-run keeps the certificate and reconciles the rest.")
+    return azure_error(409, "CertificateOptionsRequireRotation", message, target="certificate", details=details)
 
 
-def _status(recorded: str | None, runtime: str | None) -> str | None:
-    """The record's status, unless the orchestration ended without recording it (terminated, or a failure
-    the record activity could not write): then the runtime's word wins."""
-    if runtime in ("Failed", "Terminated") and recorded not in ("failed",):
-        return runtime.lower()
+async def _join(req: func.HttpRequest, instance: str, running, payload: dict) -> func.HttpResponse:
+    """Join the run of the same options (202); a run of other options is a 409 that names it."""
+    given = running.input_
+    if isinstance(given, str):  # the input as the client stored it: JSON text
+        given = _loads(given, {})
+    ours, theirs = _options(payload), _options(given if isinstance(given, dict) else {})
+    if ours == theirs:
+        return await _accepted(req, instance, _runtime(running))
+    details = [{"code": "OptionDiffers", "target": name,
+                "message": f"the running onboarding has {json.dumps(theirs[name])}; this request asks for "
+                           f"{json.dumps(ours[name])}"}
+               for name in ours if ours[name] != theirs[name]]
+    message = (f"onboarding {instance} is running ({_runtime(running)}) with other options "
+               f"{json.dumps(theirs, sort_keys=True)}: wait until it ends, then POST again with the new options; "
+               f"the same options join it")
+    return azure_error(409, "OnboardingInProgress", message, target="onboarding", details=details,
+                       innererror={"runningOnboarding": {"id": instance, "runtimeStatus": _runtime(running),
+                                                         "options": theirs}})
+
+
+async def _accepted(req: func.HttpRequest, instance: str, runtime_status: str | None) -> func.HttpResponse:
+    url = await _status_url(req, instance, fail_on_error=wants_failure_as_error(req))
+    status = "pending" if runtime_status == "Pending" else "running"
+    return json_response({"id": instance, "runtimeStatus": runtime_status, "status": status,
+                          "statusQueryGetUri": url}, 202,
+                         {"Location": url, "Retry-After": str(retry_after(status, None))})
+
+
+def _lifecycle(recorded: str | None, runtime: str | None) -> str | None:
+    """The product's lifecycle status from the record and Durable's runtime status.
+
+    While the orchestration can still run, a waiting status the run recorded stands, else pending / running. When
+    it ended without recording the end (terminated, or a failure the record activity could not write), it failed.
+    """
+    if runtime in ACTIVE_RUNTIME:
+        if recorded in PROGRESSING and recorded not in ("pending", "running"):
+            return recorded
+        return "pending" if runtime == "Pending" else "running"
+    if runtime in ("Failed", "Terminated", "Canceled") and recorded not in TERMINAL:
+        return "failed"
+    if runtime == "Completed" and recorded not in TERMINAL:
+        return "completed"
     return recorded
 
 
@@ -143,26 +229,27 @@ def _loads(value: str | None, default):
         return default
 
 
-@bp.route(route="onboardings/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
-@bp.durable_client_input(client_name="client")
-async def get_onboarding(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """Status of an onboarding: runtime status, current step, what was created, the error if any."""
-    instance = req.route_params.get("id", "")
-    if not ONBOARDING_ID.match(instance):
-        return _error(400, "InvalidRequest", "id: not an onboarding id")
+async def _onboarding_status(req: func.HttpRequest, client: df.DurableOrchestrationClient, instance: str,
+                             location) -> func.HttpResponse:
+    """The status answer shared by both status routes: the body, and the code by lifecycle status (202 with
+    Location and Retry-After while it can progress, 200 once terminal, 500 for a failure when asked)."""
     stored = await asyncio.to_thread(_store().get_onboarding, instance)
     status = await client.get_status(instance)
-    if stored is None and (status is None or status.runtime_status is None):
-        return _error(404, "NotFound", f"no onboarding {instance}")
+    runtime = _runtime(status)
+    if stored is None and runtime is None:
+        return azure_error(404, "NotFound", f"no onboarding {instance}", target="id")
     record = stored.entity if stored else {}
     custom = status.custom_status if status and isinstance(status.custom_status, dict) else {}
     output = status.output if status and isinstance(status.output, dict) else {}
+    lifecycle = _lifecycle(record.get("Status"), runtime)
+    step = custom.get("step") or record.get("Step")
+    steps = custom.get("steps") if isinstance(custom.get("steps"), list) else ([step] if step else [])
     body = {
         "id": instance,
-        "runtimeStatus": status.runtime_status.value if status and status.runtime_status else None,
-        "status": _status(record.get("Status"), status.runtime_status.value if status and status.runtime_status
-                          else None),
-        "step": custom.get("step") or record.get("Step"),
+        "runtimeStatus": runtime,
+        "status": lifecycle,
+        "step": step,
+        "steps": steps,
         "tenantId": record.get("TenantId"), "serviceMailbox": record.get("ServiceMailbox"),
         "application": {"appId": record.get("AppId"), "objectId": record.get("ApplicationObjectId")},
         "servicePrincipalId": record.get("ServicePrincipalId"),
@@ -172,37 +259,107 @@ async def get_onboarding(req: func.HttpRequest, client: df.DurableOrchestrationC
         "directoryRole": record.get("DirectoryRole") or None,
         "proofRoles": _loads(record.get("ProofRoles"), {}),
         "created": custom.get("created") or _loads(record.get("Created"), {}),
+        "changes": _loads(record.get("Changes"), None),
         "error": _loads(record.get("Error"), None),
         "output": output or None,
     }
-    running = body["runtimeStatus"] in ("Running", "Pending")
-    # Like Durable's own status endpoint, tell pollers when to come back.
-    return _json(body, headers={"Retry-After": "2"} if running else None)
+    code = http_status(lifecycle, wants_failure_as_error(req))
+    if code == 500:
+        error = body["error"] or {}
+        return azure_error(500, "OnboardingFailed", f"onboarding {instance} {lifecycle}: "
+                           f"{error.get('message') or 'see the status'}", target=error.get("step"),
+                           innererror={"onboarding": body})
+    if code != 202:
+        return json_response(body, code)
+    # Like Durable's own status endpoint: 202, come back in Retry-After seconds, at Location.
+    return json_response(body, 202, {"Location": await location(), "Retry-After": str(retry_after(lifecycle, custom))})
+
+
+@bp.route(route="onboardings/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@handled(log)
+async def get_onboarding(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Status of an onboarding for operators (function key): runtime and lifecycle status, steps, what exists."""
+    instance = req.route_params.get("id", "")
+    if not ONBOARDING_ID.match(instance):
+        return validation_error([{"field": "id", "rule": "must be an onboarding id"}])
+    return await _onboarding_status(req, client, instance, lambda: _status_url(
+        req, instance, fail_on_error=wants_failure_as_error(req)))
+
+
+@bp.route(route="onboardings/{id}/status", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+@handled(log)
+async def get_onboarding_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """The status URL that every 202 returns: anonymous at the Functions level, authorised by its own token
+    (read-only, this onboarding only, expiring), so a poller needs no header."""
+    instance = req.route_params.get("id", "")
+    token = req.params.get("token") or ""
+    forbidden = azure_error(403, "AuthorizationFailed", "the status token is missing, expired or not valid for "
+                            "this onboarding: use the status URL of the request's own 202")
+    if not ONBOARDING_ID.match(instance):
+        return forbidden
+    try:
+        keys = await asyncio.to_thread(signing_keys(get_settings()).accepted, token_version(token))
+        read_token(token, keys, STATUS_PURPOSE, instance)
+    except TokenRejected:
+        return forbidden
+
+    async def location() -> str:
+        # The caller's own URL again (its token, its switch), on the public base.
+        settings = get_settings()
+        return status_link(public_base(req, settings.public_base_url), instance, token,
+                           fail_on_error=wants_failure_as_error(req))
+
+    return await _onboarding_status(req, client, instance, location)
+
+
+def _zulu(moment: datetime) -> str:
+    """An orchestration time as ISO-8601 UTC with Z (the custom status's retryAt)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @bp.orchestration_trigger(context_name="context")
 def onboarding_orchestrator(context: df.DurableOrchestrationContext):
-    """Steps 1-7, each an idempotent activity retried on durable timers; fails fast on permanent errors."""
+    """Steps 1-7, each an idempotent activity retried on durable timers; fails fast on permanent errors.
+
+    Durable retries of transient failures (shared/failures.py decides what is transient and what it waits for):
+    the orchestrator waits on a durable timer between attempts, within the budget of what the step waits for
+    (minutes for a missing consent, about 12 for the rest), from the step's first transient failure on the
+    orchestration clock. It retries itself rather than through call_activity_with_retry, because Python's
+    RetryOptions re-sends the same input (a stale `now`) at a fixed interval and retries every exception,
+    permanent ones included. Custom status: {step, steps, attempt, created, retryAt?, waitingFor?}."""
     # The first replay's time is the run's start on every replay (deterministic): it keys the audit entries.
     request = {**context.get_input(), "runStartedAt": context.current_utc_datetime.isoformat()}
+    # A consent recorded for this run (the onboarding link's callback): Entra's "not consented" answers then
+    # mean "still propagating", retried through the propagation window.
+    consented_at = parse_time(request["consentedAt"]) if request.get("consentedAt") else None
     created: dict = {}
     current = {"step": "certificate"}
 
     def step(name: str, activity: str, extra: dict):
         current["step"] = name
-        for attempt, wait in enumerate((*BACKOFF_SECONDS, None), start=1):
-            context.set_custom_status({"step": name, "attempt": attempt, "created": created})
+        first_failure: datetime | None = None
+        attempt = 0
+        while True:
+            attempt += 1
+            context.set_custom_status({"step": name, "steps": [name], "attempt": attempt, "created": created})
             payload = {"request": request, "now": context.current_utc_datetime.isoformat(), **extra}
             result = yield context.call_activity(activity, payload)
-            if result.get("ok") or not result.get("retry") or wait is None:
-                break
-            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
-        if not result.get("ok"):
+            if result.get("ok"):
+                return result
             error = result["error"]
-            if result.get("retry"):
-                error = {**error, "message": f"still failing after {attempt} attempts: {error['message']}"}
-            raise StepFailed(error)
-        return result
+            if not result.get("retry"):
+                raise StepFailed(error)
+            now = context.current_utc_datetime
+            first_failure = first_failure or now
+            retry_at = now + failures.backoff(attempt)
+            if retry_at > failures.retry_deadline(error.get("waitingFor"), first_failure, consented_at):
+                raise StepFailed(failures.exhausted(error, attempt, first_failure, now))
+            context.set_custom_status({"step": name, "steps": [name], "attempt": attempt, "created": created,
+                                       "retryAt": _zulu(retry_at),
+                                       "waitingFor": error.get("waitingFor") or failures.TRANSIENT})
+            yield context.create_timer(retry_at)
 
     try:
         cert = yield from step("certificate", "ensure_certificate", {})
@@ -216,21 +373,22 @@ def onboarding_orchestrator(context: df.DurableOrchestrationContext):
         consent = yield from step("consent", "grant_permissions", {"servicePrincipalId": sp["servicePrincipalId"]})
         created["permissions"] = consent["granted"]
         role = yield from step("directoryRole", "ensure_directory_role",
-                               {"servicePrincipalId": sp["servicePrincipalId"]})
+                               {"servicePrincipalId": sp["servicePrincipalId"],
+                                "permissionChanges": consent.get("changes")})
         created["directoryRole"] = role["role"]
         proof = yield from step("proof", "prove_onboarding", {"application": app, "certificate": info})
-        summary = {**created, "proofRoles": proof["roles"]}
+        summary = {**created, "proofRoles": proof["roles"], "changes": role.get("changes")}
         yield from step("record", "record_onboarding_completed", {"summary": summary})
     except Exception as exc:  # a step's permanent failure, or anything unexpected: record it, then fail
         error = exc.error if isinstance(exc, StepFailed) else {
             "step": current["step"], "status": 0, "code": type(exc).__name__, "message": str(exc)[:1000]}
-        context.set_custom_status({"step": current["step"], "created": created, "error": error})
+        context.set_custom_status({"step": current["step"], "steps": [], "created": created, "error": error})
         yield context.call_activity_with_retry("record_onboarding_failure", RECORD_RETRY, {
             "request": request, "now": context.current_utc_datetime.isoformat(), "error": error,
             "created": created})
         raise RuntimeError(f"onboarding failed at step {error['step']}: {error['status']} {error['code']}: "
                            f"{error['message']}") from None
-    context.set_custom_status({"step": "completed", "created": created})
+    context.set_custom_status({"step": "completed", "steps": [], "created": created})
     return summary
 
 
@@ -277,8 +435,9 @@ async def grant_permissions(payload: dict) -> dict:
 
 @bp.activity_trigger(input_name="payload")
 async def ensure_directory_role(payload: dict) -> dict:
-    """Step 5: the directory role."""
-    return await _onboarding(payload).ensure_directory_role(payload["servicePrincipalId"])
+    """Step 5: the directory role, and this run's Changes (with the consent step's part)."""
+    return await _onboarding(payload).ensure_directory_role(payload["servicePrincipalId"],
+                                                            payload.get("permissionChanges"))
 
 
 @bp.activity_trigger(input_name="payload")

@@ -90,7 +90,10 @@ class Demo:
                                   json={"tenantId": customer["tenantId"], "serviceMailbox": mailbox}, timeout=30)
         if response.status_code != 202:
             raise DemoError(f"POST /api/onboardings answered {response.status_code}: {response.text}")
-        return response.json()
+        started = response.json()
+        # The long-running-operation contract: poll the Location of the 202 (its body names the same URL).
+        started["statusUrl"] = response.headers.get("Location") or started.get("statusQueryGetUri")
+        return started
 
     def follow(self, status_url: str) -> dict:
         """Poll the status URL until the onboarding ends (or the timeout), printing each step change."""
@@ -99,9 +102,12 @@ class Demo:
         status: dict = {}
         while True:
             response = self.http.get(status_url, timeout=30)
-            if response.status_code != 200:
-                raise DemoError(f"GET {status_url} answered {response.status_code}: {response.text}")
+            # 202 while the onboarding runs, 200 once it has ended (500 for a failure, if the URL asks for it).
+            if response.status_code not in (200, 202, 500) or "json" not in response.headers.get("Content-Type", ""):
+                raise DemoError(f"GET {_shown(status_url)} answered {response.status_code}: {response.text}")
             status = response.json()
+            if response.status_code == 500 and "error" in status and "runtimeStatus" not in status:
+                raise DemoError(f"the onboarding failed: {json.dumps(status['error'])}")
             current = (status.get("runtimeStatus"), status.get("step"))
             if current != seen:
                 self.log(f"{status.get('runtimeStatus') or '-':<10} step: {status.get('step') or '-'}")
@@ -133,6 +139,8 @@ class Demo:
         rows += [("granted permissions" if i == 0 else "", p) for i, p in enumerate(permissions)] or [
             ("granted permissions", "-")]
         rows.append(("directory role", status.get("directoryRole") or "-"))
+        if status.get("permissionProfile"):
+            rows.append(("permission profile", status["permissionProfile"]))
         proof = status.get("proofRoles") or {}
         first = True
         for resource, roles in proof.items():
@@ -169,14 +177,19 @@ class Demo:
         self.log(f"admin consent granted to the onboarding app {home['consentApp']['clientId']}")
         started = self.start(customer, mailbox)
         self.log(f"POST /api/onboardings -> 202, id {started['id']}")
-        self.log(f"following {started['statusQueryGetUri']}")
-        status = self.follow(started["statusQueryGetUri"])
+        self.log(f"following {_shown(started['statusUrl'])} (the Location of the 202)")
+        status = self.follow(started["statusUrl"])
         if status.get("runtimeStatus") != "Completed" or status.get("status") != "completed":
             self.failure(status)
             return 1
         self.log(f"onboarding completed in {time.monotonic() - self.started:.2f}s")
         self.summary(status, customer)
         return 0
+
+
+def _shown(url: str) -> str:
+    """A status URL as printed: without its query (the per-instance token stays with the caller)."""
+    return url.split("?", 1)[0]
 
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:

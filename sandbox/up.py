@@ -119,6 +119,13 @@ def host_settings(azurite: dict, simulator: dict) -> dict[str, str]:
         # managed identity): its identity in customer tenants.
         "CERTAUTH_PROVISIONER_CLIENT_ID": next((t["consentApp"]["clientId"] for t in tenants
                                                 if t.get("home") and "consentApp" in t), ""),
+        # The manual method's read-only verifier (Application.Read.All, Organization.Read.All), seeded beside it.
+        "CERTAUTH_VERIFIER_CLIENT_ID": next((t["verifierApp"]["clientId"] for t in tenants
+                                             if t.get("home") and "verifierApp" in t), ""),
+        # Exchange Online's admin API (https://outlook.office365.com on Azure): the Exchange proof's
+        # InvokeCommand goes to {EXCHANGE_ADMIN_URL}/adminapi/beta/{tenant}/InvokeCommand. The token scope stays
+        # https://outlook.office365.com/.default: the simulator's Exchange origin accepts that audience.
+        "EXCHANGE_ADMIN_URL": simulator.get("exchangeUrl", ""),
         "TASKHUB_NAME": os.environ.get("TASKHUB_NAME", "certauth"),
     }
     if simulator.get("tablesConnectionString"):

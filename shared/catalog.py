@@ -15,6 +15,9 @@ EXCHANGE_ONLINE = "00000002-0000-0ff1-ce00-000000000000"
 GRAPH_PERMISSIONS_REFERENCE = "https://learn.microsoft.com/graph/permissions-reference"
 EXCHANGE_APP_ONLY = "https://learn.microsoft.com/powershell/exchange/app-only-auth-powershell-v2"
 EWS_OAUTH = "https://learn.microsoft.com/exchange/client-developer/exchange-web-services/how-to-authenticate-an-ews-application-by-using-oauth"
+# Message center MC1227454: phased EWS disablement in Exchange Online from 2026-10-01 (allow-listed apps only),
+# permanently off from 2027-04-01.
+EWS_RETIREMENT = "https://techcommunity.microsoft.com/blog/exchange/retirement-of-exchange-web-services-in-exchange-online/3924440"
 ENTRA_ROLES_REFERENCE = "https://learn.microsoft.com/entra/identity/role-based-access-control/permissions-reference"
 
 RESOURCE_NAMES = {MICROSOFT_GRAPH: "Microsoft Graph", EXCHANGE_ONLINE: "Office 365 Exchange Online"}
@@ -70,6 +73,7 @@ def _graph(value: str, role_id: str) -> Permission:
 # Office 365 Exchange Online application permissions.
 EXCHANGE_MANAGE_AS_APP = Permission(EXCHANGE_ONLINE, "Exchange.ManageAsApp",
                                     "dc50a0fb-09a3-484d-be87-e023b12c6440", EXCHANGE_APP_ONLY)
+# EWS's permission. EWS in Exchange Online is being shut down (EWS_RETIREMENT): only the legacy profile has it.
 FULL_ACCESS_AS_APP = Permission(EXCHANGE_ONLINE, "full_access_as_app",
                                 "dc890d15-9560-4a4c-9b7f-a736ec74ec40", EWS_OAUTH)
 
@@ -96,15 +100,24 @@ PROFILES: dict[str, PermissionProfile] = {
     profile.key: profile for profile in (
         PermissionProfile(
             "exchange-contact-sync",
-            "Contact sync into Exchange Online mailboxes (EWS and Graph), with Exchange Online PowerShell.",
-            (EXCHANGE_MANAGE_AS_APP, FULL_ACCESS_AS_APP, CONTACTS_READWRITE, USER_READ_ALL, ORGANIZATION_READ_ALL),
+            "Contact sync into Exchange Online mailboxes through Microsoft Graph (Contacts.ReadWrite), with "
+            "Exchange Online PowerShell (Exchange.ManageAsApp and the Exchange Administrator role).",
+            (CONTACTS_READWRITE, USER_READ_ALL, ORGANIZATION_READ_ALL, EXCHANGE_MANAGE_AS_APP),
             "exchange-administrator",
         ),
         PermissionProfile(
             "graph-contact-sync",
-            "Contact sync through Microsoft Graph only (no EWS, no Exchange PowerShell).",
+            "Contact sync through Microsoft Graph only (no Exchange Online PowerShell).",
             (CONTACTS_READWRITE, USER_READ_ALL, ORGANIZATION_READ_ALL),
             None,
+        ),
+        PermissionProfile(
+            "ews-contact-sync",
+            "Legacy: contact sync through EWS (full_access_as_app) as well as Graph, with Exchange Online PowerShell. "
+            "EWS is off in Exchange Online on 2027-04-01 (message center MC1227454); since 2026-10-01 it works only "
+            "for apps on the tenant's EWSAllowedAppIDs list. Use exchange-contact-sync.",
+            (CONTACTS_READWRITE, USER_READ_ALL, ORGANIZATION_READ_ALL, EXCHANGE_MANAGE_AS_APP, FULL_ACCESS_AS_APP),
+            "exchange-administrator",
         ),
         PermissionProfile(
             "directory-reader",

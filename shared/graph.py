@@ -53,25 +53,32 @@ class GraphError(Exception):
         text = self.message.lower()
         return self.code in _REPLICATION_CODES or any(m in text for m in _REPLICATION_MESSAGES)
 
-    @property
-    def is_transient(self) -> bool:
-        """Worth retrying: replication, throttling that outlasted the SDK, server errors."""
-        return self.is_replication or self.status == 429 or self.status >= 500
-
     def to_json(self) -> dict:
         """JSON-safe (orchestration history, status): status, Graph code and message."""
         return {"status": self.status, "code": self.code, "message": self.message}
 
 
-def _graph_error(exc: Exception) -> GraphError:
-    from kiota_abstractions.api_error import APIError
+def graph_error_of(exc: BaseException) -> GraphError | None:
+    """Graph's answer carried by an exception (kiota's APIError, msgraph's ODataError), or None for any other."""
+    if isinstance(exc, GraphError):
+        return exc
+    try:
+        from kiota_abstractions.api_error import APIError
+    except ImportError:  # pragma: no cover - kiota comes with msgraph-sdk
+        return None
+    if not isinstance(exc, APIError):
+        return None
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None) or "UnknownError"
+    message = getattr(error, "message", None) or str(exc)
+    return GraphError(getattr(exc, "response_status_code", None) or 0, code, message)
 
-    if isinstance(exc, APIError):
-        error = getattr(exc, "error", None)
-        code = getattr(error, "code", None) or "UnknownError"
-        message = getattr(error, "message", None) or str(exc)
-        return GraphError(getattr(exc, "response_status_code", None) or 0, code, message)
-    raise exc
+
+def _graph_error(exc: Exception) -> GraphError:
+    error = graph_error_of(exc)
+    if error is None:
+        raise exc
+    return error
 
 
 def graph_client(settings: Settings, credential):
@@ -114,6 +121,15 @@ def _query(filter: str | None = None, select: list[str] | None = None):
     config = RequestConfiguration()
     config.query_parameters = _ODataQuery(filter=filter, select=select)
     return config
+
+
+def _own_path(client) -> tuple:
+    """The request adapter and a copy of the client's path parameters, for an alternate-key request builder.
+
+    msgraph-sdk 1.65's `applications_with_unique_name()` / `service_principals_with_app_id()` hand the client's
+    own path-parameter dict to the builder, which writes its key into it; the URL is built only when the request
+    is sent. Concurrent upserts on one shared client would then send each other's key (two mailboxes, one app)."""
+    return client.request_adapter, dict(client.path_parameters)
 
 
 _directories: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -194,7 +210,11 @@ class Directory:
                                        resource_access=[ResourceAccess(id=role, type="Role") for role in roles])
                 for resource, roles in required_resource_access.items()],
         )
-        builder = self.client.applications_with_unique_name(unique_name)
+        from msgraph.generated.applications_with_unique_name.applications_with_unique_name_request_builder import (
+            ApplicationsWithUniqueNameRequestBuilder,
+        )
+
+        builder = ApplicationsWithUniqueNameRequestBuilder(*_own_path(self.client), unique_name)
         created = await self._call(builder.patch(body, request_configuration=_prefer_create_if_missing()))
         app = created or await self._call(builder.get(
             request_configuration=_query(select=["id", "appId", "createdDateTime"])))
@@ -254,8 +274,11 @@ class Directory:
     async def upsert_service_principal(self, app_id: str) -> dict:
         """Create the app's service principal if missing; returns {id, created}."""
         from msgraph.generated.models.service_principal import ServicePrincipal
+        from msgraph.generated.service_principals_with_app_id.service_principals_with_app_id_request_builder import (
+            ServicePrincipalsWithAppIdRequestBuilder,
+        )
 
-        builder = self.client.service_principals_with_app_id(app_id)
+        builder = ServicePrincipalsWithAppIdRequestBuilder(*_own_path(self.client), app_id)
         created = await self._call(builder.patch(ServicePrincipal(), request_configuration=_prefer_create_if_missing()))
         sp = created or await self._call(builder.get(request_configuration=_query(select=["id", "appId"])))
         return {"id": sp.id, "created": created is not None}
@@ -274,11 +297,35 @@ class Directory:
         self._resources[resource_app_id] = (time.monotonic(), (sp.id, roles))
         return sp.id, roles
 
-    async def granted_roles(self, principal_id: str) -> set[tuple[str, str]]:
-        """(resourceId, appRoleId) pairs already granted to the principal."""
+    async def app_role_assignments(self, principal_id: str) -> list[dict]:
+        """The app role assignments granted to the principal: [{id, resourceId, appRoleId}]."""
         first = await self._call(
             self.client.service_principals.by_service_principal_id(principal_id).app_role_assignments.get())
-        return {(str(a.resource_id), str(a.app_role_id)) for a in await self._every_item(first)}
+        return [{"id": a.id, "resourceId": str(a.resource_id), "appRoleId": str(a.app_role_id)}
+                for a in await self._every_item(first)]
+
+    async def granted_roles(self, principal_id: str) -> set[tuple[str, str]]:
+        """(resourceId, appRoleId) pairs already granted to the principal."""
+        return {(a["resourceId"], a["appRoleId"]) for a in await self.app_role_assignments(principal_id)}
+
+    async def app_roles_of(self, resource_sp_id: str) -> dict[str, str]:
+        """The app roles (id → value) of a resource service principal given by object id."""
+        sp = await self._call(self.client.service_principals.by_service_principal_id(resource_sp_id).get(
+            request_configuration=_query(select=["id", "appId", "appRoles"])))
+        return {str(role.id): role.value for role in (sp.app_roles or []) if role.value}
+
+    async def revoke_role(self, principal_id: str, assignment_id: str) -> bool:
+        """Remove one app role assignment of the principal (revokes that application permission); False when it
+        was gone already. DELETE /servicePrincipals/{id}/appRoleAssignments/{id}, AppRoleAssignment.ReadWrite.All
+        (learn.microsoft.com/graph/api/serviceprincipal-delete-approleassignments)."""
+        try:
+            await self._call(self.client.service_principals.by_service_principal_id(principal_id)
+                             .app_role_assignments.by_app_role_assignment_id(assignment_id).delete())
+        except GraphError as error:
+            if error.status == 404:
+                return False  # a retried attempt whose first one removed it
+            raise
+        return True
 
     async def grant_role(self, resource_sp_id: str, principal_id: str, app_role_id: str) -> bool:
         """Admin consent for one application permission; False when it already existed."""
@@ -295,12 +342,33 @@ class Directory:
         return True
 
     # -- directory roles --------------------------------------------------------------------------------------
-    async def has_directory_role(self, principal_id: str, role_definition_id: str) -> bool:
-        """Whether the principal holds the role tenant-wide."""
+    async def directory_role_assignments(self, principal_id: str) -> list[dict]:
+        """The principal's directory role assignments, any role and scope: [{id, roleDefinitionId,
+        directoryScopeId}] (principalId supports $filter eq: learn.microsoft.com/graph/api/resources/
+        unifiedroleassignment)."""
         first = await self._call(self.client.role_management.directory.role_assignments.get(
-            request_configuration=_query(filter=f"principalId eq '{_guid(principal_id)}' and "
-                                                f"roleDefinitionId eq '{_guid(role_definition_id)}'")))
-        return any(a.directory_scope_id in (None, "/") for a in await self._every_item(first))
+            request_configuration=_query(filter=f"principalId eq '{_guid(principal_id)}'")))
+        return [{"id": a.id, "roleDefinitionId": str(a.role_definition_id),
+                 "directoryScopeId": a.directory_scope_id or "/"} for a in await self._every_item(first)]
+
+    async def unassign_directory_role(self, assignment_id: str) -> bool:
+        """Remove one directory role assignment; False when it was gone already. DELETE
+        /roleManagement/directory/roleAssignments/{id}, RoleManagement.ReadWrite.Directory
+        (learn.microsoft.com/graph/api/unifiedroleassignment-delete)."""
+        try:
+            await self._call(self.client.role_management.directory.role_assignments
+                             .by_unified_role_assignment_id(assignment_id).delete())
+        except GraphError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    async def role_display_name(self, role_definition_id: str) -> str:
+        """A directory role's display name (GET /roleManagement/directory/roleDefinitions/{id})."""
+        definition = await self._call(self.client.role_management.directory.role_definitions
+                                      .by_unified_role_definition_id(role_definition_id).get())
+        return (definition.display_name if definition else None) or role_definition_id
 
     async def assign_directory_role(self, principal_id: str, role_definition_id: str) -> bool:
         """Assign the role at directory scope; False when it already existed."""

@@ -11,23 +11,74 @@ import uuid
 from datetime import timedelta
 from typing import Literal
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import catalog
 
 MAX_BODY_BYTES = 16 * 1024
 MAILBOX_MAX_LENGTH = 254  # RFC 5321 path limit
-# Entra ID's rule for the user part of a UserPrincipalName: A-Z a-z 0-9 ' . - _ ! # ^ ~
-# (learn.microsoft.com/entra/identity/authentication/concept-sspr-policy#username-policies). A service
-# mailbox is a user, so anything else (backticks, $, quotes, spaces) is refused before it can reach a
-# Graph filter, an app name or a generated PowerShell script.
-UPN_LOCAL_PART = re.compile(r"^[A-Za-z0-9'._!#^~-]{1,64}$")
+# A service mailbox is an Exchange address. Exchange's alias rule (learn.microsoft.com/powershell/module/exchange/
+# set-mailbox, -Alias): letters, digits and ! # $ % & ' * + - / = ? ^ _ ` { | } ~, periods surrounded by other valid
+# characters, at most 64 characters. That is wider than Entra's UPN rule (A-Z a-z 0-9 ' . - _ ! # ^ ~), so narrowing
+# the input is no defence: every place the address goes (Graph, names, the certificate subject, Table Storage, logs)
+# must be safe for all of these characters. Exchange also allows U+00A1-U+00FF in aliases; certauth keeps to ASCII.
+ALIAS_ATOM = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+"
+EXCHANGE_LOCAL_PART = re.compile(rf"{ALIAS_ATOM}(?:\.{ALIAS_ATOM})*")
+LOCAL_PART_MAX_LENGTH = 64
+# A DNS domain (RFC 1035 section 2.3.1, RFC 1123 section 2.1): labels of letters, digits and inner hyphens, each at
+# most 63 characters, at most 253 in all, ending in a top-level domain that is not all digits (RFC 3696 section 2).
+DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+DOMAIN_MAX_LENGTH = 253
+MAILBOX_RULE = ("must be an Exchange mailbox address: before the @ at most 64 characters of A-Z a-z 0-9 and "
+                "! # $ % & ' * + - / = ? ^ _ ` { | } ~, with periods only between them (not first, last or doubled); "
+                "after it a DNS domain (labels of A-Z a-z 0-9 and inner hyphens, at most 63 characters each, ending "
+                "in a top-level domain)")
 DEFAULT_VALIDITY_MONTHS = 12
 MAX_VALIDITY_MONTHS = 24
 # Key Vault counts a certificate's validity in whole calendar months (CertificatePolicy validity_in_months) and
 # a month lasts up to 31 days, so N months surely fit a lifetime cap when N x 31 days do.
 LONGEST_MONTH = timedelta(days=31)
+
+
+def _address_problem(value: str) -> str | None:
+    """What breaks Exchange's address rule in `value` (None when nothing does)."""
+    if not value.isascii():
+        return "has characters outside ASCII"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "has control characters"
+    if any(c.isspace() for c in value):
+        return "has spaces"
+    if value.count("@") != 1:
+        return "has no @" if "@" not in value else "has more than one @"
+    local, domain = value.split("@")
+    if not local:
+        return "has nothing before the @"
+    if len(local) > LOCAL_PART_MAX_LENGTH:
+        return f"has {len(local)} characters before the @"
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        return "has a period first, last or doubled before the @"
+    if not EXCHANGE_LOCAL_PART.fullmatch(local):
+        refused = sorted({c for c in local if c != "." and not re.fullmatch(ALIAS_ATOM, c)})
+        return f"has {', '.join(repr(c) for c in refused)} before the @"
+    labels = domain.split(".")
+    if not domain:
+        return "has no domain"
+    if len(domain) > DOMAIN_MAX_LENGTH or not all(DNS_LABEL.fullmatch(label) for label in labels):
+        return f"has a domain that is not a DNS name ({domain!r})"
+    if len(labels) < 2 or labels[-1].isdigit():
+        return f"has a domain without a top-level domain ({domain!r})"
+    return None
+
+
+def exchange_address(value: str) -> str:
+    """`value` as a service mailbox (lower case) if it follows Exchange's address rule; ValueError naming the
+    rule otherwise."""
+    problem = _address_problem(value)
+    if problem is None and len(value) > MAILBOX_MAX_LENGTH:
+        problem = f"has {len(value)} characters (at most {MAILBOX_MAX_LENGTH})"
+    if problem is not None:
+        raise ValueError(f"{MAILBOX_RULE}; this one {problem}")
+    return value.lower()
 
 
 class _Strict(BaseModel):
@@ -69,19 +120,7 @@ class OnboardingRequest(_Strict):
     def _mailbox_is_address(cls, value: object) -> str:
         if not isinstance(value, str):
             raise ValueError("must be a string")
-        if value != value.strip() or any(ord(c) < 32 or c in "\u2028\u2029\x7f" for c in value):
-            raise ValueError("must be an e-mail address without spaces or control characters")
-        try:
-            # No quoted local parts and ASCII only: the address ends up in app names, Graph filters and
-            # PowerShell; Exchange mailboxes' primary SMTP addresses are plain addresses.
-            checked = validate_email(value, check_deliverability=False, allow_smtputf8=False,
-                                     allow_quoted_local=False, allow_domain_literal=False)
-        except EmailNotValidError as exc:
-            raise ValueError(f"must be an e-mail address ({exc})") from None
-        if not UPN_LOCAL_PART.match(checked.local_part):
-            raise ValueError("must be an e-mail address whose user part uses only A-Z a-z 0-9 ' . - _ ! # ^ ~ "
-                             "(Entra ID's user principal name rule)")
-        return checked.normalized.lower()
+        return exchange_address(value)
 
     @field_validator("permission_profile")
     @classmethod

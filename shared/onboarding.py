@@ -2,11 +2,18 @@
 
 Each step is idempotent: it reads what exists and writes only what is missing, so an activity that
 runs twice (at-least-once delivery, a host restart, a durable retry) creates nothing the second time.
-A step never raises: it returns ``{"ok": True, ...}``; ``{"ok": False, "retry": True, "error": {...}}``
-for a transient failure (directory replication, consent still propagating, throttling or 5xx that
-outlasted the SDK's retries), which the orchestration retries after a durable timer; or
-``{"ok": False, "error": {...}}`` for a permanent one (a refused permission, an invalid request,
-anything unexpected), which ends the onboarding at once and names the step and the error.
+Its Table Storage writes (the progress record, the audit entry) are part of that retry: they are
+idempotent too, and a write that fails is a failure of the step like any other.
+A step never raises: whatever it raised is judged by the one classifier (shared/failures.py) and it
+returns ``{"ok": True, ...}``; ``{"ok": False, "retry": True, "error": {...}}`` for a transient failure
+(directory replication, consent or credentials still propagating, throttling or 5xx that outlasted the
+SDK's retries, the network), which the orchestration retries after a durable timer; or
+``{"ok": False, "retry": False, "error": {...}}`` for a permanent one (a refused permission, an invalid
+request, anything unexpected), which ends the onboarding at once and names the step and the error.
+
+A re-run reconciles the tenant to the request (the request is the desired state): grants and directory
+roles of the onboarded app's service principal that the request no longer asks for are removed, and the
+record's `Changes` says what this run added and removed.
 
 Nothing here returns or logs key material or tokens: results carry ids, names, thumbprints, dates and
 the decoded `roles` of the proof token.
@@ -25,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 
 from . import catalog
 from .credentials import keyvault_signed_assertion, onboarded_app_credential
+from .failures import REPLICATION, Permanent, Transient, classify
 from .graph import Directory, GraphError, directory_for
 from .keyvault import CertificateInfo, CertificateVault, CreationPending, certificate_name, vault_for
 from .settings import Settings
@@ -40,39 +48,25 @@ OWNED_BY_REPLICATION_WINDOW = timedelta(minutes=10)
 # Graph's answer to a keyCredential longer than the tenant's app management policy allows (REFERENCE.md, "Tenant
 # app management policies").
 LIFETIME_POLICY_CODE = "CredentialInvalidLifetimeAsPerAppPolicy"
+# Graph's limit on an application's displayName (learn.microsoft.com/graph/api/resources/application, displayName).
+DISPLAY_NAME_MAX_LENGTH = 256
 
 
-class RetryableStepError(Exception):
-    """A transient failure: the orchestration runs the step again after a durable timer."""
-
-
-# Entra answers these while a new consent, service principal or credential propagates, or while it is
-# briefly unavailable (learn.microsoft.com/entra/identity-platform/reference-error-codes): worth retrying.
-TRANSIENT_AADSTS = ("AADSTS700016", "AADSTS7000229", "AADSTS500011", "AADSTS50196", "AADSTS90033",
-                    "AADSTS500014")
-
-
-def _is_transient(error: Exception) -> bool:
-    """Connection failures, timeouts and service unavailability that outlasted the SDKs' own retries."""
-    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
-
-    if isinstance(error, (ServiceRequestError, ServiceResponseError, ConnectionError, TimeoutError)):
-        return True
-    try:
-        import httpx
-    except ImportError:  # pragma: no cover - httpx comes with msgraph-sdk
-        return False
-    return isinstance(error, httpx.TransportError)
+# What Changes says when a run changed nothing (the record's `Changes`, the status body's `changes`).
+NO_CHANGES = {"permissionsAdded": [], "permissionsRemoved": [], "directoryRoleAdded": None,
+              "directoryRolesRemoved": []}
 
 
 def _outcome(step: str, error: Exception) -> dict:
-    """What a step returns when it raised: a retry for transient failures, else a permanent failure."""
-    if isinstance(error, RetryableStepError) or _is_transient(error):
-        log.warning("step %s will be retried: %s", step, error)
-        return {"ok": False, "retry": True,
-                "error": {"step": step, "status": 0, "code": "Transient", "message": str(error)[:1000]}}
-    log.error("step %s failed: %s: %s", step, type(error).__name__, error)
-    return failure(step, 0, type(error).__name__, str(error)[:1000])
+    """What a step returns when it raised: the classifier's verdict, logged."""
+    verdict = classify(step, error)
+    error_json = verdict.error
+    if verdict.transient:
+        log.warning("step %s will be retried (%s): %s %s: %s", step, error_json.get("waitingFor"),
+                    error_json["status"], error_json["code"], error_json["message"])
+    else:
+        log.error("step %s failed: %s %s: %s", step, error_json["status"], error_json["code"], error_json["message"])
+    return verdict.outcome()
 
 
 def step_outcome(step: str):
@@ -113,30 +107,30 @@ def application_unique_name(onboarding_id: str) -> str:
 
 
 def application_display_name(settings: Settings, mailbox: str) -> str:
-    """`<prefix> (<service mailbox>)`, the naming convention admins see in Entra."""
-    return f"{settings.app_display_name_prefix} ({mailbox})"
+    """`<prefix> (<service mailbox>)`, the naming convention admins see in Entra, within Graph's limit of
+    DISPLAY_NAME_MAX_LENGTH: a long prefix is shortened, never the mailbox (it tells the apps apart)."""
+    suffix = f" ({mailbox})"
+    prefix = settings.app_display_name_prefix[:max(0, DISPLAY_NAME_MAX_LENGTH - len(suffix))].rstrip()
+    return f"{prefix}{suffix}".strip()
 
 
 def certificate_subject(settings: Settings, mailbox: str) -> str:
-    """`CN=<app display name>` as an RFC 4514 string (escaped), within X.520's 64-character CN limit."""
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
+    """`CN="<app display name>"`, within X.520's 64-character CN limit, in the syntax Key Vault parses.
 
+    An Exchange address may hold `+ = # / ?` (and the prefix is a setting). Key Vault documents only "a valid X509
+    distinguished name"; its tooling's rule for special characters is to quote the value (learn.microsoft.com/
+    powershell/module/az.keyvault/new-azkeyvaultcertificatepolicy, -SubjectName: O="Contoso, Ltd."), and an
+    unquoted comma is refused ("Invalid X.500 distinguished name", MicrosoftDocs/azure-docs#62463). That is the
+    syntax of Windows' X.500 strings (learn.microsoft.com/windows/win32/api/wincrypt/nf-wincrypt-certstrtonamew):
+    `,` `;` separate RDNs, `+` the values of one RDN, a leading `#` means hex, RFC 4514's backslash escapes are not
+    part of it, and a quoted value holds anything, `"` written `""`. So the CN is always quoted: RFC 4514's
+    `\\+` could reach Key Vault as a second RDN value."""
     name = application_display_name(settings, mailbox)
     if len(name.encode()) > 64:  # the limit counts UTF-8 bytes; the prefix's dashes take three each
         name = f"certauth ({mailbox})"[:64]  # the mailbox is ASCII (validated)
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]).rfc4514_string()
-
-
-def failure(step: str, status: int, code: str, message: str) -> dict:
-    """A permanent failure result (JSON-safe)."""
-    return {"ok": False, "error": {"step": step, "status": status, "code": code, "message": message}}
-
-
-def _graph_outcome(step: str, error: GraphError) -> dict:
-    if error.is_transient:
-        raise RetryableStepError(f"{step}: {error}")
-    return failure(step, error.status, error.code, error.message)
+    # Control characters have no place in a name (a prefix could carry one): drop them.
+    name = "".join(c for c in name if c.isprintable())
+    return 'CN="' + name.replace('"', '""') + '"'
 
 
 class Onboarding:
@@ -183,8 +177,6 @@ class Onboarding:
     @step_outcome("certificate")
     def ensure_certificate(self, now: datetime) -> dict:
         """Create (or reuse) the Key Vault certificate; returns its public facts."""
-        from azure.core.exceptions import HttpResponseError
-
         options = self.request["certificate"]
         vault = self._vault()
         try:
@@ -192,13 +184,7 @@ class Onboarding:
                 certificate_name(self.id), certificate_subject(self.settings, self.mailbox),
                 options["validityMonths"], options["keySize"], options["exportable"], now)
         except CreationPending as pending:
-            raise RetryableStepError(f"certificate: {pending}") from None
-        except HttpResponseError as error:
-            status = error.status_code or 0
-            if status in (0, 429) or status >= 500:
-                raise RetryableStepError(f"certificate: {status} {error.message}") from None
-            code = getattr(error.error, "code", None) or "KeyVaultError"
-            return failure("certificate", status, code, error.message or str(error))
+            raise Transient(str(pending), code="CertificateCreationPending") from None
         self.store.upsert_certificate(self.id, {
             "TenantId": self.tenant_id, "ServiceMailbox": self.mailbox, "CertificateName": info.name,
             "Version": info.version, "Thumbprint": info.thumbprint, "NotBefore": parse_time(info.not_before),
@@ -210,21 +196,8 @@ class Onboarding:
 
     # -- Graph steps (async: msgraph-sdk is async only) ------------------------------------------------------
     async def _with_directory(self, step: str, work):
-        directory = directory_for(self.settings, self.tenant_id)
-        try:
-            return await work(directory)
-        except GraphError as error:
-            return _graph_outcome(step, error)
-        except Exception as error:
-            from azure.core.exceptions import ClientAuthenticationError
-
-            if isinstance(error, ClientAuthenticationError):
-                message = str(error.message).split(" Trace ID")[0]
-                if any(code in message for code in TRANSIENT_AADSTS) or "AADSTS" not in message:
-                    # Consent or the app still propagating, or the identity endpoint briefly unavailable.
-                    raise RetryableStepError(f"{step}: {message}") from None
-                return failure(step, 401, "AuthenticationFailed", message)
-            raise
+        """Run `work` with Graph in the customer's tenant; what it raises goes to the classifier."""
+        return await work(directory_for(self.settings, self.tenant_id))
 
     @step_outcome("application")
     async def ensure_application(self, certificate: dict) -> dict:
@@ -269,7 +242,8 @@ class Onboarding:
                 # Graph's own createdDateTime decides "new", whichever attempt created the app.
                 recent = now - parse_time(application["createdAt"]) < OWNED_BY_REPLICATION_WINDOW
                 if error.status == 403 and recent:
-                    raise RetryableStepError(f"servicePrincipal: {error} (new app, not replicated yet)") from None
+                    raise Transient(f"{error.message} (new app, not replicated yet)", REPLICATION, error.code,
+                                    error.status) from None
                 raise
             await self.aprogress("servicePrincipal", {"ServicePrincipalId": sp["id"]},
                           "servicePrincipal.created" if sp["created"] else "servicePrincipal.exists",
@@ -280,67 +254,125 @@ class Onboarding:
 
     @step_outcome("consent")
     async def grant_permissions(self, service_principal_id: str) -> dict:
-        """Admin consent: one app role assignment per permission, posted only when missing."""
+        """Admin consent, reconciled to the profile: one app role assignment per permission, posted only when
+        missing, and every grant of this app's service principal that the profile does not list removed
+        (DELETE …/appRoleAssignments/{id}, AppRoleAssignment.ReadWrite.All: the permission that grants them).
+
+        Every grant of our own service principal counts, whoever made it: the app registration requests exactly
+        the profile (requiredResourceAccess), so a grant outside it is privilege that nothing asked for and that
+        the record would not show."""
 
         async def work(directory: Directory) -> dict:
-            # The reads are independent of each other, and so are the grants: each group goes at once.
+            # The reads are independent of each other, and so are the writes: each group goes at once.
             by_resource = self.profile.by_resource()
             have, *resources = await asyncio.gather(
-                directory.granted_roles(service_principal_id),
+                directory.app_role_assignments(service_principal_id),
                 *(directory.resource_roles(resource) for resource in by_resource))
+            held = {(a["resourceId"], a["appRoleId"].lower()) for a in have}
+            wanted: set[tuple[str, str]] = set()
             missing: list[tuple[str, str, str]] = []   # (resource SP, app role id, permission)
             granted: list[str] = []
+            names: dict[tuple[str, str], str] = {}
             for (resource_sp, roles), permissions in zip(resources, by_resource.values(), strict=True):
+                names |= {(resource_sp, role_id.lower()): value for value, role_id in roles.items()}
                 for permission in permissions:
                     role_id = roles.get(permission.value)
                     if role_id is None:
-                        return failure("consent", 400, "UnknownPermission",
-                                       f"{permission.resource_name} has no application permission "
-                                       f"{permission.value} in this tenant")
+                        raise Permanent(400, "UnknownPermission", f"{permission.resource_name} has no application "
+                                        f"permission {permission.value} in this tenant")
                     if role_id != permission.app_role_id:
                         # The app requests the catalog's id (requiredResourceAccess): granting another
                         # one would leave requested and granted apart. Never silently grant.
-                        return failure("consent", 409, "CatalogMismatch",
-                                       f"{permission.resource_name} has {permission.value} as app role {role_id}, "
-                                       f"the catalog says {permission.app_role_id}")
-                    if (resource_sp, role_id) not in have:
+                        raise Permanent(409, "CatalogMismatch", f"{permission.resource_name} has {permission.value} "
+                                        f"as app role {role_id}, the catalog says {permission.app_role_id}")
+                    wanted.add((resource_sp, role_id.lower()))
+                    if (resource_sp, role_id.lower()) not in held:
                         missing.append((resource_sp, role_id, permission.value))
                     granted.append(permission.value)
-            posted = await asyncio.gather(*(directory.grant_role(resource_sp, service_principal_id, role_id)
-                                            for resource_sp, role_id, _ in missing))
+            extra = [a for a in have if (a["resourceId"], a["appRoleId"].lower()) not in wanted]
+            posted, _ = await asyncio.gather(
+                asyncio.gather(*(directory.grant_role(resource_sp, service_principal_id, role_id)
+                                 for resource_sp, role_id, _ in missing)),
+                asyncio.gather(*(directory.revoke_role(service_principal_id, a["id"]) for a in extra)))
             added = [value for (_, _, value), new in zip(missing, posted, strict=True) if new]
-            await self.aprogress("consent", {"Permissions": json.dumps(granted)},
-                          "consent.granted" if added else "consent.exists", {"Added": json.dumps(added)})
-            return {"ok": True, "granted": granted, "added": added}
+            # A grant gone already (404) was removed by an earlier attempt of this run: still this run's change.
+            removed = sorted(await self._permission_names(directory, extra, names))
+            changes = {**NO_CHANGES, "permissionsAdded": added, "permissionsRemoved": removed}
+            event = "consent.granted" if added else "consent.revoked" if removed else "consent.exists"
+            await self.aprogress("consent", {"Permissions": json.dumps(granted), "Changes": json.dumps(changes)},
+                                 event, {"Added": json.dumps(added), "Removed": json.dumps(removed)})
+            return {"ok": True, "granted": granted, "added": added, "removed": removed, "changes": changes}
 
         return await self._with_directory("consent", work)
 
+    @staticmethod
+    async def _permission_names(directory: Directory, assignments: list[dict],
+                                names: dict[tuple[str, str], str]) -> list[str]:
+        """The permission values of app role assignments (read from resources outside the profile if needed)."""
+        unknown = {a["resourceId"] for a in assignments if (a["resourceId"], a["appRoleId"].lower()) not in names}
+        for resource_sp, roles in zip(unknown, await asyncio.gather(*(directory.app_roles_of(r) for r in unknown)),
+                                      strict=True):
+            names |= {(resource_sp, role_id.lower()): value for role_id, value in roles.items()}
+        return [names.get((a["resourceId"], a["appRoleId"].lower()), a["appRoleId"]) for a in assignments]
+
     @step_outcome("directoryRole")
-    async def ensure_directory_role(self, service_principal_id: str) -> dict:
-        """Assign the directory role (if the request asks for one), read first."""
+    async def ensure_directory_role(self, service_principal_id: str, permission_changes: dict | None = None) -> dict:
+        """The directory roles of our service principal, reconciled to the request: the requested role assigned
+        at tenant scope (read first, posted only if missing), every other role assignment of it removed
+        (DELETE /roleManagement/directory/roleAssignments/{id}, RoleManagement.ReadWrite.Directory).
+
+        Any role, not only the catalog's: the service principal is certauth's own object, the request is its
+        desired state, and the record must say what it holds; removing a role never widens access.
+        `permission_changes` is the consent step's part of this run's Changes (the record keeps one JSON)."""
         role_key = self.request.get("directoryRole")
-        if not role_key:
-            await self.aprogress("directoryRole", {"DirectoryRole": ""}, "directoryRole.none")
-            return {"ok": True, "role": None, "added": False}
-        role = catalog.directory_role(role_key)
+        role = catalog.directory_role(role_key) if role_key else None
 
         async def work(directory: Directory) -> dict:
+            try:
+                held = await directory.directory_role_assignments(service_principal_id)
+            except GraphError as error:
+                if role is not None or error.status != 403:
+                    raise
+                # No role asked for and none readable (the app was consented without RoleManagement): nothing to
+                # assign, and nothing certauth could have assigned without that permission either.
+                log.warning("onboarding %s: directory roles not readable (%s); none requested", self.id, error.code)
+                held = []
+            wanted = [a for a in held if role is not None and a["roleDefinitionId"].lower() == role.template_id
+                      and a["directoryScopeId"] == "/"]
+            extra = [a for a in held if a not in wanted]
             added = False
-            if not await directory.has_directory_role(service_principal_id, role.template_id):
+            if role is not None and not wanted:
                 added = await directory.assign_directory_role(service_principal_id, role.template_id)
-            await self.aprogress("directoryRole", {"DirectoryRole": role.display_name},
-                          "directoryRole.assigned" if added else "directoryRole.exists",
-                          {"RoleTemplateId": role.template_id})
-            return {"ok": True, "role": role.display_name, "roleTemplateId": role.template_id, "added": added}
+            await asyncio.gather(*(directory.unassign_directory_role(a["id"]) for a in extra))
+            removed = sorted({await self._role_name(directory, a["roleDefinitionId"]) for a in extra})
+            changes = {**NO_CHANGES, **(permission_changes or {}),
+                       "directoryRoleAdded": role.display_name if added else None, "directoryRolesRemoved": removed}
+            if role is None:
+                event = "directoryRole.removed" if removed else "directoryRole.none"
+            else:
+                event = "directoryRole.assigned" if added else "directoryRole.exists"
+            details = {"RoleTemplateId": role.template_id} if role else {}
+            await self.aprogress("directoryRole", {"DirectoryRole": role.display_name if role else "",
+                                                   "Changes": json.dumps(changes)},
+                                 event, {**details, "Removed": json.dumps(removed)})
+            return {"ok": True, "role": role.display_name if role else None,
+                    "roleTemplateId": role.template_id if role else None, "added": added, "removed": removed,
+                    "changes": changes}
 
         return await self._with_directory("directoryRole", work)
+
+    @staticmethod
+    async def _role_name(directory: Directory, role_definition_id: str) -> str:
+        """A directory role's display name: the catalog's, else the tenant's role definition."""
+        known = next((r for r in catalog.DIRECTORY_ROLES.values() if r.template_id == role_definition_id.lower()),
+                     None)
+        return known.display_name if known else await directory.role_display_name(role_definition_id)
 
     # -- 6. proof ------------------------------------------------------------------------------------------
     @step_outcome("proof")
     def prove(self, application: dict, certificate: dict) -> dict:
         """Get app-only tokens with the new certificate (signed in Key Vault) and check their roles."""
         import jwt
-        from azure.core.exceptions import ClientAuthenticationError
 
         info = CertificateInfo(**certificate)
         vault = self._vault()
@@ -352,18 +384,16 @@ class Onboarding:
         missing: list[str] = []
         for resource, permissions in self.profile.by_resource().items():
             scope = f"{_resource_uri(self.settings, resource)}/.default"
-            try:
-                token = credential.get_token(scope).token
-            except ClientAuthenticationError as error:
-                # New credentials and consent take a while to reach every token-issuing replica.
-                raise RetryableStepError(f"proof: {str(error.message).split(' Trace ID')[0]}") from None
+            # New credentials and consent take a while to reach every token-issuing replica: Entra's answers
+            # meanwhile (AADSTS700027, AADSTS7000229) are transient for the classifier.
+            token = credential.get_token(scope).token
             # Only the claims are read (and never stored): the token itself stays in this frame.
             claims = jwt.decode(token, options={"verify_signature": False})
             del token
             roles[catalog.RESOURCE_NAMES.get(resource, resource)] = sorted(claims.get("roles", []))
             missing += [p.value for p in permissions if p.value not in claims.get("roles", [])]
         if missing:
-            raise RetryableStepError(f"proof: token roles do not include {sorted(missing)} yet")
+            raise Transient(f"token roles do not include {sorted(missing)} yet", REPLICATION, "RolesNotInTokenYet")
         self.progress("proof", {"ProofRoles": json.dumps(roles)}, "proof.succeeded", {"Roles": json.dumps(roles)})
         return {"ok": True, "roles": roles}
 

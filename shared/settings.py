@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
@@ -38,8 +39,16 @@ ENV_NAMES: Mapping[str, str] = {
     "graph_resource": "GRAPH_RESOURCE",
     "exchange_resource": "EXCHANGE_RESOURCE",
     "token_exchange_audience": "TOKEN_EXCHANGE_AUDIENCE",
+    "public_base_url": "CERTAUTH_PUBLIC_BASE_URL",
+    "signing_key_secret": "CERTAUTH_SIGNING_KEY_SECRET",
+    "status_token_days": "CERTAUTH_STATUS_TOKEN_DAYS",
+    "allow_exportable_keys": "CERTAUTH_ALLOW_EXPORTABLE_KEYS",
 }
-_BOOLEAN_FIELDS = frozenset({"keyvault_verify_challenge_resource", "instance_discovery"})
+_BOOLEAN_FIELDS = frozenset({"keyvault_verify_challenge_resource", "instance_discovery", "allow_exportable_keys"})
+_INTEGER_FIELDS = frozenset({"status_token_days"})
+# Key Vault object names (learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates).
+_VAULT_NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
+MAX_STATUS_TOKEN_DAYS = 365
 TABLES_CONNECTION_FALLBACK = "AzureWebJobsStorage"
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -74,9 +83,17 @@ class Settings:
     graph_resource: str = "https://graph.microsoft.com"
     exchange_resource: str = "https://outlook.office365.com"
     token_exchange_audience: str = "api://AzureADTokenExchange"
+    # The public root of the product's URLs (API Management, a custom domain), e.g. https://api.contoso.com:
+    # status links are {public_base_url}/api/onboardings/... Unset: a 202's Location follows the request's URL.
+    public_base_url: str | None = None
+    # The Key Vault secret whose versions sign capability URLs (status tokens, later onboarding links).
+    signing_key_secret: str = "certauth-signing-key"
+    status_token_days: int = 30
+    # Exportable private keys (a PFX in the vault) are opt-in for the operator, not for any caller.
+    allow_exportable_keys: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("graph_base_url", "authority_host", "key_vault_url"):
+        for name in ("graph_base_url", "authority_host", "key_vault_url", "public_base_url"):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -87,6 +104,12 @@ class Settings:
             raise SettingsError(f"{ENV_NAMES['taskhub']} must not be empty")
         if not self.app_display_name_prefix.strip():
             raise SettingsError(f"{ENV_NAMES['app_display_name_prefix']} must not be blank")
+        if not _VAULT_NAME.match(self.signing_key_secret or ""):
+            raise SettingsError(f"{ENV_NAMES['signing_key_secret']} must be a Key Vault name (1-127 of 0-9 a-z A-Z -), "
+                                f"got {self.signing_key_secret!r}")
+        if not isinstance(self.status_token_days, int) or not 1 <= self.status_token_days <= MAX_STATUS_TOKEN_DAYS:
+            raise SettingsError(f"{ENV_NAMES['status_token_days']} must be a whole number of days from 1 to "
+                                f"{MAX_STATUS_TOKEN_DAYS}, got {self.status_token_days!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -106,6 +129,11 @@ class Settings:
                 raw = get(f.name)
                 if raw is not None:
                     values[f.name] = _parse_bool(ENV_NAMES[f.name], raw)
+                continue
+            if f.name in _INTEGER_FIELDS:
+                raw = get(f.name)
+                if raw is not None:
+                    values[f.name] = _parse_int(ENV_NAMES[f.name], raw)
                 continue
             value = get(f.name)
             if f.name == "tables_connection" and value is None:
@@ -165,6 +193,12 @@ def _parse_bool(env_name: str, raw: str) -> bool:
     if lowered in _FALSE:
         return False
     raise SettingsError(f"{env_name} must be true or false, got {raw!r}")
+
+
+def _parse_int(env_name: str, raw: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,6}", raw):
+        raise SettingsError(f"{env_name} must be a whole number, got {raw!r}")
+    return int(raw)
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,6 +10,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,21 @@ AUDIT = "certauthAudit"
 MAX_ETAG_RETRIES = 5
 
 
+# Characters Table Storage refuses in PartitionKey and RowKey (learn.microsoft.com/rest/api/storageservices/
+# understanding-the-table-service-data-model, "Characters disallowed in key fields"): / \ # ? and the control
+# characters U+0000-U+001F and U+007F-U+009F; a key is at most 1 KiB.
+_KEY_FORBIDDEN = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+KEY_MAX_LENGTH = 1024
+
+
+def table_key(value: str) -> str:
+    """`value` if Table Storage takes it as a PartitionKey or RowKey, else ValueError. Keys are built from ids,
+    hashes and timestamps, never from a raw service mailbox (whose Exchange characters include / # ?)."""
+    if not isinstance(value, str) or not value or len(value) > KEY_MAX_LENGTH or _KEY_FORBIDDEN.search(value):
+        raise ValueError(f"not a Table Storage key: {value!r}")
+    return value
+
+
 def onboarding_id(tenant_id: str, service_mailbox: str) -> str:
     """The deterministic id of the onboarding of (tenant, mailbox): concurrent requests converge on it.
 
@@ -38,6 +54,17 @@ def onboarding_id(tenant_id: str, service_mailbox: str) -> str:
 def tenant_of(onboarding: str) -> str:
     """The tenant id encoded in an onboarding id."""
     return onboarding.split(".", 1)[0]
+
+
+def _onboarding_key_pair(onboarding: str) -> tuple[str, str]:
+    """PartitionKey (the tenant) and RowKey (the onboarding id) of an onboarding record."""
+    return table_key(tenant_of(onboarding)), table_key(onboarding)
+
+
+def _onboarding_keys(onboarding: str) -> dict[str, str]:
+    """The keys of an onboarding record, as entity fields."""
+    partition, row = _onboarding_key_pair(onboarding)
+    return {"PartitionKey": partition, "RowKey": row}
 
 
 @dataclass
@@ -89,14 +116,14 @@ class StateStore:
     def get_onboarding(self, onboarding: str) -> Stored | None:
         """The onboarding record, or None."""
         try:
-            entity = self._table(ONBOARDINGS).get_entity(tenant_of(onboarding), onboarding)
+            entity = self._table(ONBOARDINGS).get_entity(*_onboarding_key_pair(onboarding))
         except ResourceNotFoundError:
             return None
         return Stored(dict(entity), entity.metadata.get("etag"))
 
     def create_onboarding(self, onboarding: str, fields: dict) -> bool:
         """Insert the record if it does not exist; False when it already existed (left untouched)."""
-        entity = {"PartitionKey": tenant_of(onboarding), "RowKey": onboarding, **fields}
+        entity = {**_onboarding_keys(onboarding), **fields}
         try:
             self._table(ONBOARDINGS).create_entity(entity)
             return True
@@ -106,7 +133,7 @@ class StateStore:
     def merge_onboarding(self, onboarding: str, fields: dict) -> None:
         """Set these fields of the record, leaving the others as they are (a step's own results)."""
         self._table(ONBOARDINGS).upsert_entity(
-            {"PartitionKey": tenant_of(onboarding), "RowKey": onboarding, **fields}, mode=UpdateMode.MERGE)
+            {**_onboarding_keys(onboarding), **fields}, mode=UpdateMode.MERGE)
 
     def update_onboarding(self, onboarding: str, change: Callable[[dict], dict | None]) -> dict:
         """Read-modify-write with ETag: `change` gets the current entity and returns the fields to set.
@@ -114,7 +141,7 @@ class StateStore:
         A concurrent writer makes the update fail with 412; it is then re-read and re-applied."""
         table = self._table(ONBOARDINGS)
         for _ in range(MAX_ETAG_RETRIES):
-            entity = table.get_entity(tenant_of(onboarding), onboarding)
+            entity = table.get_entity(*_onboarding_key_pair(onboarding))
             updates = change(dict(entity))
             if not updates:
                 return dict(entity)
@@ -130,8 +157,8 @@ class StateStore:
     # -- certificates ---------------------------------------------------------------------------------
     def upsert_certificate(self, onboarding: str, fields: dict) -> None:
         """Record the certificate tracked for an onboarding (thumbprint, notAfter, names)."""
-        self._table(CERTIFICATES).upsert_entity({"PartitionKey": "certificate", "RowKey": onboarding, **fields},
-                                                mode=UpdateMode.MERGE)
+        entity = {"PartitionKey": "certificate", "RowKey": table_key(onboarding), **fields}
+        self._table(CERTIFICATES).upsert_entity(entity, mode=UpdateMode.MERGE)
 
     def certificates_expiring_before(self, moment: datetime) -> Iterator[dict]:
         """Tracked certificates whose notAfter is before `moment`."""
@@ -145,7 +172,8 @@ class StateStore:
         # Row keys sort ascending, so the timestamp prefix keeps entries in order; a retried activity
         # passes the same `key` and overwrites its own entry instead of adding one.
         row = key if key is not None else f"{at.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex}"
-        entity = {"PartitionKey": onboarding, "RowKey": row, "Event": event, "At": at, **(details or {})}
+        entity = {"PartitionKey": table_key(onboarding), "RowKey": table_key(row), "Event": event, "At": at,
+                  **(details or {})}
         self._table(AUDIT).upsert_entity(entity, mode=UpdateMode.REPLACE)
 
     def audit_trail(self, onboarding: str) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Entra ID, Microsoft Graph and Key Vault, simulated over HTTPS on loopback.
+"""Entra ID, Microsoft Graph, Key Vault and Exchange Online's admin API, simulated over HTTPS on loopback.
 
 `python -m sandbox.azure` serves it; :class:`Simulator` starts that process from Python (tests) and
 talks to its admin API.
@@ -126,10 +126,13 @@ class Simulator:
         return self.admin("POST", "/faults", {"rules": rules})
 
     # -- hold points: stop a request at an exact call, let it go when the test says so ------------------
-    def hold(self, name: str, origin: str = "*", method: str = "*", path: str = "", count: int = 1) -> dict:
-        """Add a hold rule: the first `count` requests matching origin / method / path (a regular expression
-        searched in the path and query) are parked before they are handled, until :meth:`release`."""
-        return self.add_faults([{"hold": name, "origin": origin, "method": method, "path": path, "count": count}])
+    def hold(self, name: str, origin: str = "*", method: str = "*", path: str = "", count: int = 1,
+             skip: int = 0) -> dict:
+        """Add a hold rule: after `skip` matching requests went through, the next `count` requests matching
+        origin / method / path (a regular expression searched in the path and query) are parked before they
+        are handled, until :meth:`release`."""
+        return self.add_faults([{"hold": name, "origin": origin, "method": method, "path": path, "count": count,
+                                 "skip": skip}])
 
     def wait_held(self, name: str, timeout: float = 30, count: int = 1) -> list[dict]:
         """Wait until `count` requests are parked at hold point `name`; the parked requests (origin, method,
@@ -176,6 +179,13 @@ class Simulator:
     def consent(self, tenant_id: str, state: str = "sandbox") -> str:
         """The tenant's administrator consents to the product's onboarding app (the home consentApp)."""
         app = self.home["consentApp"]
+        return admin_consent(self.info["loginUrl"], self.info["caBundle"], tenant_id, app["clientId"],
+                             app["redirectUri"], state)
+
+    def consent_verifier(self, tenant_id: str, state: str = "sandbox") -> str:
+        """The tenant's administrator consents to the product's verifier (the home verifierApp): its service
+        principal there holds exactly Application.Read.All and Organization.Read.All on Microsoft Graph."""
+        app = self.home["verifierApp"]
         return admin_consent(self.info["loginUrl"], self.info["caBundle"], tenant_id, app["clientId"],
                              app["redirectUri"], state)
 

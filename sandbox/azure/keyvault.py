@@ -28,7 +28,8 @@ behaviour comes from (learn.microsoft.com unless noted):
   public JWK only; sign; lists.
 - Secrets (rest/api/keyvault/secrets/get-secret, get-secrets, get-secret-versions): the certificate's
   secret; PFX or PEM with the private key only when the policy is exportable (certificates/about-
-  certificates#exportable-or-non-exportable-key); lists.
+  certificates#exportable-or-non-exportable-key); lists. Standalone secrets (secrets/set-secret, update-secret):
+  each PUT adds a version, the latest is served without a version, a disabled version answers 403.
 - Any other path or method: the 401 challenge, then Key Vault's 404 HTML page (microsoft.py).
 - Throttling (azure/key-vault/general/service-limits): 20 software RSA key CREATE transactions per
   10 s per vault → 429 + Retry-After; rejected requests do not count (general/overview-throttling).
@@ -1209,6 +1210,73 @@ async def verify(request: web.Request) -> web.Response:
 
 
 # -- secrets -------------------------------------------------------------------------------------------
+# Two kinds share the /secrets routes: a certificate's own secret (managed: true, read-only here) and standalone
+# secrets set with PUT /secrets/{name} (microsoft.KEYVAULT_SECRET_FACTS: each PUT adds a version; the latest is
+# what GET /secrets/{name} returns; version lists carry no values; update-secret changes attributes only).
+
+A_SECRET_SET = "Microsoft.KeyVault/vaults/secrets/setSecret/action"
+A_SECRET_UPDATE = "Microsoft.KeyVault/vaults/secrets/update/action"
+A_SECRET_METADATA = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
+
+
+@dataclass
+class SecretVersion:
+    """One version of a standalone secret."""
+
+    id: str
+    value: str
+    content_type: str | None
+    enabled: bool
+    created: int
+    updated: int
+    nbf: int | None
+    exp: int | None
+    tags: dict
+
+
+@dataclass
+class Secret:
+    """A standalone secret: its versions, oldest first."""
+
+    name: str
+    versions: dict[str, SecretVersion] = field(default_factory=dict)
+
+    def latest(self) -> SecretVersion | None:
+        return next(reversed(self.versions.values()), None) if self.versions else None
+
+
+def _secrets(world) -> dict[str, Secret]:
+    return world.vault.setdefault("secrets", {})
+
+
+def _standalone_attributes(version: SecretVersion, vault: dict) -> dict:
+    attributes = {"enabled": version.enabled, "created": version.created, "updated": version.updated,
+                  "recoveryLevel": ms.keyvault_recovery_level(vault["purge_protection"], vault["retention_days"]),
+                  "recoverableDays": vault["retention_days"]}
+    attributes.update({k: v for k, v in (("nbf", version.nbf), ("exp", version.exp)) if v is not None})
+    return attributes
+
+
+def _standalone_item(base: str, secret: Secret, version: SecretVersion, vault: dict, versioned: bool) -> dict:
+    item = {"id": f"{base}/secrets/{secret.name}" + (f"/{version.id}" if versioned else ""),
+            "attributes": _standalone_attributes(version, vault), "tags": dict(version.tags)}
+    if version.content_type is not None:
+        item["contentType"] = version.content_type
+    return item
+
+
+def _standalone_bundle(base: str, secret: Secret, version: SecretVersion, vault: dict) -> dict:
+    return {**_standalone_item(base, secret, version, vault, True), "value": version.value}
+
+
+def _epoch_attribute(attributes: dict, name: str) -> int | None:
+    value = attributes.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise _kv_error("bad_parameter", detail=f"Property attributes.{name} has invalid value.")
+    return int(value)
+
 
 def _secret_item(base: str, cert: Certificate, version: Version, vault: dict, versioned: bool) -> dict:
     return {"id": f"{base}/secrets/{cert.name}" + (f"/{version.id}" if versioned else ""),
@@ -1217,21 +1285,62 @@ def _secret_item(base: str, cert: Certificate, version: Version, vault: dict, ve
 
 
 @routes.get("/secrets")
-@_operation("Microsoft.KeyVault/vaults/secrets/readMetadata/action", "secrets")
+@_operation(A_SECRET_METADATA, "secrets")
 async def list_secrets(request: web.Request) -> web.Response:
-    """GET /secrets (secrets/get-secrets): a SecretItem per secret (the certificates' secrets; managed)."""
-    base, vault = _base(request), _state(request.app["world"])
+    """GET /secrets (secrets/get-secrets): a SecretItem per secret, the certificates' (managed) and the
+    standalone ones, by name."""
+    world, base, vault = request.app["world"], _base(request), _state(request.app["world"])
     for cert in list(vault["certificates"].values()):
-        await _settle(request.app["world"], cert)
-    items = [_secret_item(base, c, v, vault, False) for c, v in _active_versions(request)]
-    return _json(_page(request, items, "/secrets"))
+        await _settle(world, cert)
+    items = [(c.name.lower(), _secret_item(base, c, v, vault, False)) for c, v in _active_versions(request)]
+    items += [(s.name.lower(), _standalone_item(base, s, s.latest(), vault, False))
+              for s in _secrets(world).values() if s.latest() is not None]
+    return _json(_page(request, [item for _, item in sorted(items, key=lambda pair: pair[0])], "/secrets"))
+
+
+@routes.put("/secrets/{name}")
+@_operation(A_SECRET_SET, "secrets")
+async def set_secret(request: web.Request) -> web.Response:
+    """PUT /secrets/{name} (secrets/set-secret): a new version of a standalone secret (the secret is created
+    with its first version)."""
+    world, name = request.app["world"], request.match_info["name"]
+    body = await _body(request)
+    value = body.get("value")
+    if not isinstance(value, str):
+        raise _kv_error("bad_parameter", detail="Property value is required and must be a string.")
+    if len(value.encode()) > ms.KEYVAULT_SECRET_FACTS["max_value_bytes"]:
+        raise _kv_error("bad_parameter", detail="The secret value is too large.")
+    if name.lower() in _state(world)["certificates"]:
+        raise _kv_error("secret_managed_by_certificate", name=name)
+    attributes = body.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        raise _kv_error("bad_parameter", detail="Property attributes must be an object.")
+    tags = body.get("tags") or {}
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise _kv_error("bad_parameter", detail="Property tags must be an object of strings.")
+    content_type = body.get("contentType")
+    if content_type is not None and (not isinstance(content_type, str)
+                                     or len(content_type) > ms.KEYVAULT_SECRET_FACTS["max_content_type_chars"]):
+        raise _kv_error("bad_parameter", detail="Property contentType must be a string of at most 255 characters.")
+    now = int(world.clock.epoch())
+    secret = _secrets(world).setdefault(name.lower(), Secret(name))
+    version = SecretVersion(id=uuid.uuid4().hex, value=value, content_type=content_type,
+                            enabled=attributes.get("enabled", True) is not False, created=now, updated=now,
+                            nbf=_epoch_attribute(attributes, "nbf"), exp=_epoch_attribute(attributes, "exp"),
+                            tags=dict(tags))
+    secret.versions[version.id] = version
+    return _json(_standalone_bundle(_base(request), secret, version, _state(world)))
 
 
 @routes.get("/secrets/{name}/versions")
-@_operation("Microsoft.KeyVault/vaults/secrets/readMetadata/action", "secrets")
+@_operation(A_SECRET_METADATA, "secrets")
 async def list_secret_versions(request: web.Request) -> web.Response:
-    """GET /secrets/{name}/versions (secrets/get-secret-versions)."""
+    """GET /secrets/{name}/versions (secrets/get-secret-versions): identifiers and attributes, no values."""
     name, base, vault = request.match_info["name"], _base(request), _state(request.app["world"])
+    standalone = _secrets(request.app["world"]).get(name.lower())
+    if standalone is not None and standalone.versions:
+        items = [_standalone_item(base, standalone, v, vault, True) for v in standalone.versions.values()]
+        return _json(_page(request, items, f"/secrets/{standalone.name}/versions"))
     cert = await _active(request, name)
     if cert is None or not cert.versions:
         raise _kv_error("secret_not_found", name=name)
@@ -1239,14 +1348,51 @@ async def list_secret_versions(request: web.Request) -> web.Response:
     return _json(_page(request, items, f"/secrets/{cert.name}/versions"))
 
 
+@routes.patch(r"/secrets/{name}/{version:[0-9a-zA-Z]*}")
+@_operation(A_SECRET_UPDATE, "secrets")
+async def update_secret(request: web.Request) -> web.Response:
+    """PATCH /secrets/{name}/{version} (secrets/update-secret): a standalone version's attributes, content type
+    and tags; the value cannot change."""
+    world, name, version_id = request.app["world"], request.match_info["name"], request.match_info["version"]
+    secret = _secrets(world).get(name.lower())
+    version = None
+    if secret is not None:
+        version = secret.latest() if not version_id else secret.versions.get(version_id.lower())
+    if secret is None or version is None:
+        raise _kv_error("secret_not_found", name=name if not version_id else f"{name}/{version_id}")
+    body = await _body(request)
+    attributes = body.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        raise _kv_error("bad_parameter", detail="Property attributes must be an object.")
+    if "enabled" in attributes:
+        version.enabled = attributes["enabled"] is not False
+    for key in ("nbf", "exp"):
+        if key in attributes:
+            setattr(version, key, _epoch_attribute(attributes, key))
+    if isinstance(body.get("tags"), dict):
+        version.tags = {k: str(v) for k, v in body["tags"].items()}
+    if isinstance(body.get("contentType"), str):
+        version.content_type = body["contentType"]
+    version.updated = int(world.clock.epoch())
+    return _json(_standalone_item(_base(request), secret, version, _state(world), True))
+
+
 @routes.get(r"/secrets/{name}/{version:[0-9a-zA-Z]*}")
 @routes.get("/secrets/{name}")
 @_operation(A_SECRET_GET, "secrets")
 async def get_secret(request: web.Request) -> web.Response:
-    """GET /secrets/{name}/ or /{name}/{version} (secrets/get-secret): the certificate as PFX or PEM;
-    the private key only when the certificate's key is exportable."""
-    cert, version = await _version_or_404(request, request.match_info["name"],
-                                          request.match_info.get("version", ""), "secret_not_found")
+    """GET /secrets/{name}/ or /{name}/{version} (secrets/get-secret): a standalone secret's value, or the
+    certificate as PFX or PEM, with the private key only when the certificate's key is exportable."""
+    world, name, version_id = request.app["world"], request.match_info["name"], request.match_info.get("version", "")
+    standalone = _secrets(world).get(name.lower())
+    if standalone is not None:
+        version = standalone.latest() if not version_id else standalone.versions.get(version_id.lower())
+        if version is None:
+            raise _kv_error("secret_not_found", name=name if not version_id else f"{name}/{version_id}")
+        if not version.enabled:
+            raise _kv_error("secret_disabled")
+        return _json(_standalone_bundle(_base(request), standalone, version, _state(world)))
+    cert, version = await _version_or_404(request, name, version_id, "secret_not_found")
     if not version.enabled:
         raise _kv_error("secret_disabled")
     value = await asyncio.get_running_loop().run_in_executor(

@@ -84,19 +84,54 @@ def generate_key(size: int) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=size)
 
 
+def _subject_parts(subject: str) -> list[str]:
+    """The RDNs of a policy subject: split at "," or ";" outside quoted values (KEYVAULT_SUBJECT_FACTS)."""
+    parts, current, quoted, index = [], [], False, 0
+    while index < len(subject):
+        char = subject[index]
+        if char == '"' and quoted and subject[index + 1:index + 2] == '"':
+            current.append('""')  # a quotation mark inside a quoted value
+            index += 2
+            continue
+        if char == '"' and (quoted or "".join(current).rstrip().endswith("=")):
+            quoted = not quoted  # a quoted value opens right after "=" (elsewhere a quote is a plain character)
+        elif char in ",;" and not quoted:
+            parts.append("".join(current))
+            current = []
+            index += 1
+            continue
+        current.append(char)
+        index += 1
+    if quoted:
+        raise MaterialError(f"Invalid subject: {subject}")
+    parts.append("".join(current))
+    return parts
+
+
+def _subject_value(value: str, subject: str) -> str:
+    """An attribute value as written: quoted ("a, b" with "" for a quotation mark) or plain."""
+    value = value.strip()
+    if value.startswith('"'):
+        if len(value) < 2 or not value.endswith('"') or '"' in value[1:-1].replace('""', ""):
+            raise MaterialError(f"Invalid subject: {subject}")
+        return value[1:-1].replace('""', '"')
+    return value
+
+
 def parse_subject(subject: str) -> x509.Name:
-    """A policy subject ("CN=name, O=org") as an X.509 name. Key Vault accepts ',' or ';' separators
-    and spaces around them."""
+    """A policy subject ("CN=name, O=org") as an X.509 name. Key Vault accepts ',' or ';' separators,
+    spaces around them, and quoted values (KEYVAULT_SUBJECT_FACTS in microsoft.py)."""
     attributes = []
-    for part in subject.replace(";", ",").split(","):
+    for part in _subject_parts(subject):
         part = part.strip()
         if not part:
             continue
         key, sep, value = part.partition("=")
         oid = _NAME_OIDS.get(key.strip().upper())
+        value = _subject_value(value, subject) if sep else ""
         if not sep or oid is None or not value.strip():
             raise MaterialError(f"Invalid subject: {subject}")
-        attributes.append(x509.NameAttribute(oid, value.strip()))
+        attributes.append(x509.NameAttribute(oid, value))
     if not attributes:
         raise MaterialError(f"Invalid subject: {subject}")
     return x509.Name(attributes)

@@ -392,12 +392,18 @@ DIRECTORY_ROLE_DEFINITIONS: Final[dict[str, RoleDefinition]] = {
                   "Microsoft 365."),
         _role_def("729827e3-9c14-49f7-bb1b-9608f156bbb8", "Helpdesk Administrator",
                   "Can reset passwords for non-administrators and Helpdesk Administrators."),
+        _role_def("194ae4cb-b126-40b2-bd5b-6091b380977d", "Security Administrator",
+                  "Can read security information and reports, and manage configuration in Microsoft Entra ID and "
+                  "Office 365."),
+        _role_def("5d6b6bb7-de71-4623-b4af-96380a352509", "Security Reader",
+                  "Can read security information and reports in Microsoft Entra ID and Office 365."),
     )
 }
 
-# CONFIRMED (EXO_APP_ONLY_AUTH, "Assign Microsoft Entra roles to the application" table): Entra roles
-# supported for app-only Exchange Online PowerShell. Security Administrator / Security Reader are also
-# listed (template ids not copied here).
+# CONFIRMED (EXO_APP_ONLY_AUTH, "Option 1: Assign Microsoft Entra roles to the application" table, column
+# "Exchange Online PowerShell"; MicrosoftDocs/office-docs-powershell exchange/docs-conceptual/
+# app-only-auth-powershell-v2.md): Entra roles supported for app-only Exchange Online PowerShell. Template ids
+# CONFIRMED in ENTRA_ROLES_REFERENCE. sandbox/azure/exchange.py answers 403 to a caller holding none of them.
 EXCHANGE_APP_ONLY_SUPPORTED_ROLES: Final[frozenset[str]] = frozenset({
     "17315797-102d-40b4-93e0-432062caca18",  # Compliance Administrator
     "29232cdf-9323-42fd-ade2-1d097af3e4de",  # Exchange Administrator
@@ -405,6 +411,8 @@ EXCHANGE_APP_ONLY_SUPPORTED_ROLES: Final[frozenset[str]] = frozenset({
     "62e90394-69f5-4237-9190-012177145e10",  # Global Administrator
     "f2ef992c-3afb-46b9-b7cf-a126ee74c451",  # Global Reader
     "729827e3-9c14-49f7-bb1b-9608f156bbb8",  # Helpdesk Administrator
+    "194ae4cb-b126-40b2-bd5b-6091b380977d",  # Security Administrator
+    "5d6b6bb7-de71-4623-b4af-96380a352509",  # Security Reader
 })
 
 
@@ -1321,8 +1329,9 @@ KEYVAULT_RETENTION_DAYS_RANGE: Final = (7, 90)
 #: "secret_disabled", OBSERVED). Azure RBAC data actions (role-based-access-control/permissions/security,
 #: Microsoft.KeyVault): secrets/setSecret/action, secrets/getSecret/action, secrets/readMetadata/action,
 #: secrets/update/action; Key Vault Secrets Officer holds secrets/*, Key Vault Secrets User getSecret and
-#: readMetadata (role-based-access-control/built-in-roles/security): CONFIRMED names; the simulator's vault allows a
-#: principal every data action or none (keyvault.py), so the two roles are not told apart.
+#: readMetadata (role-based-access-control/built-in-roles/security): UNCONFIRMED names (recalled, not re-read
+#: on those pages); the simulator's vault allows a principal every data action or none (keyvault.py), so the
+#: two roles are not told apart.
 KEYVAULT_SECRET_FACTS: Final[dict] = {
     "max_value_bytes": 25 * 1024,
     "max_content_type_chars": 255,
@@ -1366,6 +1375,19 @@ REPLICATION_DELAY_FACTS: Final[dict[str, dict[str, str]]] = {
                   "credentials (UNCONFIRMED: the version of application_certificate_resource.go read here "
                   "does not poll)",
         "confidence": "UNCONFIRMED duration and behaviour; AADSTS700027 text OBSERVED (AADSTS_ERRORS)",
+    },
+    "roleAssignment": {
+        "token_endpoint": "a directory role assignment is not in the role information of tokens issued within the "
+                          "delay; Exchange Online's admin API (exchange.py) answers 403 with the role message to "
+                          "such a token, and to every later request with that token",
+        "source": "EXO_APP_ONLY_AUTH ('The application object provisioned inside Microsoft Entra ID has a Directory "
+                  "Role assigned to it, which is returned in the access token. The session's role based access "
+                  "control (RBAC) is configured using the directory role information that's available in the "
+                  "token.'); the eventual-consistency guidance above; GreyCorbel/ExoHelper Get-ExoToken "
+                  "-ForceRefresh ('continue working after PIM JIT re-elevation': a role gained later needs a new "
+                  "token)",
+        "confidence": "CONFIRMED that Exchange reads the role from the token; the replication lag is OBSERVED "
+                      "(REFERENCE.md: the role-propagation window), its duration UNCONFIRMED",
     },
 }
 
@@ -1464,4 +1486,79 @@ KEYVAULT_SUBJECT_FACTS: Final[dict[str, str]] = {
     "quote": '"',
     "quote_in_quoted_value": '""',
     "source": "https://learn.microsoft.com/powershell/module/az.keyvault/new-azkeyvaultcertificatepolicy",
+}
+
+
+# =====================================================================================================
+# Exchange Online admin API (the REST endpoint of the Exchange Online PowerShell V3 module)
+# =====================================================================================================
+# Microsoft does not document this endpoint; sandbox/azure/exchange.py serves what the V3 module and public
+# clients send and what was observed. Sources:
+#   EXO_APP_ONLY_AUTH (CONFIRMED): app-only access needs the application permission Exchange.ManageAsApp on
+#     Office 365 Exchange Online and one of EXCHANGE_APP_ONLY_SUPPORTED_ROLES; the role is read from the token.
+#   GreyCorbel/ExoHelper (OBSERVED, a public client of the endpoint): Commands/Public/New-ExoConnection.ps1
+#     ("https://outlook.office365.com/adminapi/beta/$($Connection.TenantId)/InvokeCommand", the tenant id from the
+#     token's tid or a tenant domain), Invoke-ExoCommand.ps1 (body {"CmdletInput": {"CmdletName", "Parameters"}},
+#     headers X-CmdletName, X-AnchorMailbox "APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@<tenant>"
+#     for app-only, Prefer odata.maxpagesize; results in `value`, paging by `@odata.nextLink`, warnings in
+#     `@adminapi.warnings`), Get-ExoToken.ps1 (scope "https://outlook.office365.com/.default"),
+#     Commands/Internal/Get-ExoException.ps1 (errors: {"error": {"code", "message", "details": [{"message":
+#     "<code>|<exception type>|<text>"}], "innerError": {...}}}).
+#   Error bodies OBSERVED: MicrosoftDocs/office-docs-powershell#7970 (HttpStatusCode=401 {"error": {"code":
+#     "Unauthorized", "message": "User is not allowed to call Get-Mailbox", "innererror": {"message": …, "type":
+#     "Microsoft.Exchange.Admin.OData.Core.ODataServiceException"}}}); Microsoft's own troubleshooting article for
+#     Get-MailboxFolderStatistics (an InternalServerError body with the same innererror type); public client code
+#     quoting {"error": {"code": "BadRequest", "message": "Invalid Operation", "innererror": {…, "internalexception":
+#     {"message": …}}}} for a bad parameter.
+#   The role message OBSERVED verbatim in Microsoft365DSC/Microsoft365DSC#4530, maester365/maester#718,
+#     MicrosoftDocs/office-docs-powershell#11332 and (with its [AuthZRequestId=…][FailureCategory=…] prefix) in
+#     public write-ups of Connect-ExchangeOnline app-only failures. That the REST endpoint answers it with 403:
+#     OBSERVED (REFERENCE.md "Exchange Online"); its JSON code "Forbidden": UNCONFIRMED.
+EXCHANGE_ADMIN_API: Final[dict[str, str]] = {
+    "path": "/adminapi/beta/{tenant}/InvokeCommand",          # OBSERVED (ExoHelper; the V3 module)
+    "method": "POST",
+    "resource": "https://outlook.office365.com",               # CONFIRMED scope (EXO_APP_ONLY_AUTH)
+    "permission": "Exchange.ManageAsApp",                      # CONFIRMED (EXO_APP_ONLY_AUTH)
+    # The only cmdlet modelled. CONFIRMED cmdlet (learn.microsoft.com/powershell/module/exchangepowershell/
+    # get-organizationconfig); its output fields here (Name, DisplayName, Identity, Guid, Id, IsDehydrated,
+    # ExchangeObjectId…) are a small OBSERVED subset of what the module prints, values made up per tenant.
+    "modelled_cmdlet": "Get-OrganizationConfig",
+    # OBSERVED (issues above): the value collection's context; the exact type name UNCONFIRMED.
+    "odata_context": "{base}/adminapi/beta/{tenant}/$metadata#Collection(Exchange.GenericHashTable)",
+    "innererror_type": "Microsoft.Exchange.Admin.OData.Core.ODataServiceException",  # OBSERVED
+}
+
+EXCHANGE_ADMIN_ERRORS: Final[dict[str, dict]] = {
+    # No token, a malformed / expired / foreign token: 401 with a Bearer challenge naming Exchange's app id.
+    # OBSERVED for Exchange's other REST endpoints (EWS, Outlook REST answer 401 with WWW-Authenticate: Bearer
+    # client_id="00000002-0000-0ff1-ce00-000000000000", …); for the admin API and its body UNCONFIRMED.
+    "invalid_token": {"status": 401, "code": "Unauthorized", "message": "The access token is missing or invalid.",
+                      "confidence": "UNCONFIRMED"},
+    # A valid token without Exchange.ManageAsApp in `roles`: 401. OBSERVED status (REFERENCE.md; #7970 shows the
+    # shape and code for a 401 of this endpoint); the message UNCONFIRMED.
+    "missing_permission": {"status": 401, "code": "Unauthorized",
+                           "message": "The application {appId} doesn't have the Exchange.ManageAsApp permission "
+                                      "in this organization.",
+                           "confidence": "OBSERVED status and shape; message UNCONFIRMED"},
+    # Exchange.ManageAsApp but no supported directory role (in the token's role information): 403.
+    "unsupported_role": {"status": 403, "code": "Forbidden",
+                         "message": "[AuthZRequestId={requestId}][FailureCategory=AuthZ-CmdletAccessDeniedException] "
+                                    "The role assigned to application {appId} isn't supported in this scenario. "
+                                    "Please check online documentation for assigning correct Directory Roles to "
+                                    "Azure AD Application for EXO App-Only Authentication.",
+                         "confidence": "OBSERVED message and status; code UNCONFIRMED"},
+    # The token's tenant is not the organization in the path (or the path names no known organization).
+    "wrong_tenant": {"status": 401, "code": "Unauthorized",
+                     "message": "The access token was issued for another organization than '{tenant}'.",
+                     "confidence": "UNCONFIRMED"},
+    # A body without CmdletInput.CmdletName, or a cmdlet the sandbox does not model (every cmdlet but
+    # Get-OrganizationConfig). Shape and "Invalid Operation" OBSERVED (a bad parameter); the inner message is
+    # PowerShell's CommandNotFoundException text, UNCONFIRMED for this endpoint.
+    "bad_request": {"status": 400, "code": "BadRequest", "message": "Invalid Operation",
+                    "confidence": "OBSERVED code and message"},
+    "unknown_cmdlet": {"status": 400, "code": "BadRequest", "message": "Invalid Operation",
+                       "inner": "The term '{cmdlet}' is not recognized as a name of a cmdlet, function, script file, "
+                                "or executable program. Check the spelling of the name, or if a path was included, "
+                                "verify that the path is correct and try again.",
+                       "confidence": "UNCONFIRMED"},
 }

@@ -5,6 +5,8 @@ Origins (each its own loopback port):
   graph     https  Microsoft Graph, base path /v1.0
   vault     https  Key Vault
   identity  http   the App Service managed-identity endpoint (plain HTTP, as inside App Service)
+  exchange  https  Exchange Online's admin API (POST /adminapi/beta/{tenant}/InvokeCommand), for
+                   https://outlook.office365.com
   tables    http   Table Storage for the product's state: a proxy in front of Azurite (only with
                    --tables-upstream); fault rules reach it, "*" rules do not
   taskhub   http   the same for the sandbox host's task hub (its AzureWebJobsStorage)
@@ -29,7 +31,7 @@ from aiohttp import web
 from sandbox.clock import Clock
 from sandbox.faketime import CLOCK_FILE
 
-from . import entra, storage_proxy
+from . import entra, exchange, storage_proxy
 from .errors import ServiceError, error_response
 from .tls import create_tls
 from .tokens import TokenIssuer
@@ -50,7 +52,7 @@ class SimulatorConfig:
     tenants: int = 2
     host: str = "127.0.0.1"
     ports: dict[str, int] = field(default_factory=lambda: {"login": 0, "graph": 0, "vault": 0, "identity": 0,
-                                                           "tables": 0, "taskhub": 0})
+                                                           "exchange": 0, "tables": 0, "taskhub": 0})
     state_dir: Path | None = None
     provisioner_roles: list[str] = field(default_factory=lambda: list(DEFAULT_PROVISIONER_ROLES))
     faults: list[dict] = field(default_factory=list)
@@ -62,7 +64,8 @@ class SimulatorConfig:
 
 
 def _tenant_of_path(path: str) -> str | None:
-    match = re.match(r"^/([0-9a-fA-F-]{36})/", path)
+    # Entra, Graph and Key Vault name the tenant first; Exchange's admin API after /adminapi/beta.
+    match = re.match(r"^/(?:adminapi/beta/)?([0-9a-fA-F-]{36})/", path, re.IGNORECASE)
     return match.group(1) if match else None
 
 
@@ -82,12 +85,15 @@ def _middlewares(origin: str):
             if origin in STORAGE_ORIGINS:
                 response = storage_proxy.storage_error_response(request, exc.status, exc.code, exc.message,
                                                                 exc.headers)
+            elif origin == "exchange":
+                response = exchange.error_response(exc)
             else:
                 response = error_response(origin, exc)
         except web.HTTPException as exc:
             response = exc
         if origin == "graph" and request.method not in ("GET", "HEAD"):
             world.note_key_credentials()  # when each key was added: the "keyCredential" replication delay
+            world.note_role_assignments()  # and each directory role assignment: the "roleAssignment" delay
         if not request.path.startswith("/_sandbox"):
             world.requests.append(RequestRecord(origin, request.method, path, response.status,
                                                 _tenant_of_path(request.path), started, time.time()))
@@ -106,6 +112,9 @@ async def _apply_faults(world: World, origin: str, request: web.Request) -> None
         if rule.latency_ms:
             await asyncio.sleep(rule.latency_ms / 1000)
         if rule.hold is not None:
+            if rule.skipped < rule.skip:
+                rule.skipped += 1
+                continue
             if rule.fired >= rule.count:
                 continue
             rule.fired += 1
@@ -195,7 +204,7 @@ def _install(world: World, rules: list[FaultRule]) -> None:
     previous = {r.hold: r for r in world.faults if r.hold is not None}
     for rule in rules:
         if rule.hold in previous:
-            rule.fired = previous[rule.hold].fired
+            rule.fired, rule.skipped = previous[rule.hold].fired, previous[rule.hold].skipped
     world.faults = rules
     world.holds.forget({r.hold for r in rules if r.hold is not None})
 
@@ -206,8 +215,10 @@ async def put_faults(request: web.Request) -> web.Response:
 
     Kinds: "application" and "servicePrincipal" (a new object cannot be referenced by Graph writes for that
     long; a new service principal cannot sign in either: AADSTS7000229 in its app's home tenant, AADSTS700016
-    elsewhere), "keyCredential" (an assertion signed by a key added that recently gets AADSTS700027) and
-    "appRoleAssignment" (tokens' `roles` lack a grant that recent). Without a delay nothing lags."""
+    elsewhere), "keyCredential" (an assertion signed by a key added that recently gets AADSTS700027),
+    "appRoleAssignment" (tokens' `roles` lack a grant that recent) and "roleAssignment" (a directory role
+    assigned that recently is not in a token's role information: Exchange's admin API answers 403). Without a
+    delay nothing lags."""
     world = request.app["world"]
     body = await request.json()
     try:
@@ -445,6 +456,7 @@ class SimulatorServer:
         apps["identity"].add_routes(entra.identity_routes)
         graph.setup(apps["graph"])
         keyvault.setup(apps["vault"])
+        exchange.setup(apps["exchange"])
         keyvault.set_creation_polls(world, self.config.vault_creation_polls)
         self.upstream = upstream
         for origin in STORAGE_ORIGINS if upstream else ():
@@ -481,6 +493,9 @@ class SimulatorServer:
                 # Loopback redirect URIs match on any port, so one registration serves any host port.
                 world.add_consent_app(tenant, self.config.provisioner_roles,
                                       "http://127.0.0.1/api/onboard/callback", self.urls["login"])
+                # The manual method's read-only verifier, federated with the same managed identity. Its admin
+                # consent returns to the same callback (UNCONFIRMED which route the product uses for it).
+                world.add_verifier_app(tenant, "http://127.0.0.1/api/onboard/callback", self.urls["login"])
         world.faults = [FaultRule.from_json(r) for r in self.config.faults]
         world.replication_delay = dict(self.config.replication_delay)
 
@@ -491,6 +506,9 @@ class SimulatorServer:
             "authorityHost": self.urls["login"],
             "graphUrl": self.urls["graph"] + "/v1.0",
             "vaultUrl": self.urls["vault"] + "/",
+            # Exchange Online's admin API (stands for https://outlook.office365.com; token scope unchanged:
+            # https://outlook.office365.com/.default).
+            "exchangeUrl": self.urls["exchange"],
             "identityEndpoint": self.urls["identity"] + "/msi/token",
             "identityHeader": self.world.identity_header,
             "caBundle": str(ca_bundle.resolve()),

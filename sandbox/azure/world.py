@@ -87,13 +87,14 @@ class Tenant:
 
 
 # Origins of the simulator process. The Table Storage proxies (in front of Azurite) are left out of
-# "origin": "*" rules: those predate them and mean "every Microsoft cloud endpoint"; a rule reaches Table
-# Storage only by naming `tables` (the product's state) or `taskhub` (the sandbox host's task hub).
-CLOUD_ORIGINS = ("login", "graph", "vault", "identity")
+# "origin": "*" rules: those predate them and mean "every Microsoft cloud endpoint" (Exchange Online's admin
+# API, `exchange`, is one); a rule reaches Table Storage only by naming `tables` (the product's state) or
+# `taskhub` (the sandbox host's task hub).
+CLOUD_ORIGINS = ("login", "graph", "vault", "identity", "exchange")
 STORAGE_ORIGINS = ("tables", "taskhub")
 ORIGINS = CLOUD_ORIGINS + STORAGE_ORIGINS
 # Object kinds that replicationDelay can name (World.replication_delay).
-REPLICATION_KINDS = ("application", "servicePrincipal", "keyCredential", "appRoleAssignment")
+REPLICATION_KINDS = ("application", "servicePrincipal", "keyCredential", "appRoleAssignment", "roleAssignment")
 
 
 @dataclass
@@ -101,9 +102,10 @@ class FaultRule:
     """One fault: latency and/or an error status on matching requests, or a hold point.
 
     A hold rule (`hold`: a name) parks the first `count` (default 1) matching requests before they are
-    handled, until the admin API releases that name (they then proceed, or fail with a given status)."""
+    handled, until the admin API releases that name (they then proceed, or fail with a given status). With
+    `skip`, that many matching requests pass first (a call that happens once before the one to stop at)."""
 
-    origin: str = "*"           # login | graph | vault | identity | tables | taskhub | * (the first four)
+    origin: str = "*"           # login | graph | vault | identity | exchange | tables | taskhub | * (cloud ones)
     method: str = "*"
     path: str = ""              # regular expression searched in the path (with query)
     latency_ms: float = 0.0
@@ -112,7 +114,9 @@ class FaultRule:
     rate_per_second: float | None = None  # throttle only requests above this rate
     retry_after: float | None = None
     hold: str | None = None     # park matching requests at this hold point until released
+    skip: int = 0               # hold rules: matching requests let through before the first is parked
     fired: int = 0
+    skipped: int = 0
     window: list[float] = field(default_factory=list)
 
     def matches(self, origin: str, method: str, path_qs: str) -> bool:
@@ -127,12 +131,13 @@ class FaultRule:
         """The rule as the admin API shows it."""
         return {"origin": self.origin, "method": self.method, "path": self.path, "latencyMs": self.latency_ms,
                 "status": self.status, "count": self.count, "ratePerSecond": self.rate_per_second,
-                "retryAfter": self.retry_after, "hold": self.hold, "fired": self.fired}
+                "retryAfter": self.retry_after, "hold": self.hold, "skip": self.skip, "fired": self.fired}
 
     @classmethod
     def from_json(cls, data: dict) -> FaultRule:
         """Parse a rule from the admin API (camelCase keys)."""
-        known = {"origin", "method", "path", "latencyMs", "status", "count", "ratePerSecond", "retryAfter", "hold"}
+        known = {"origin", "method", "path", "latencyMs", "status", "count", "ratePerSecond", "retryAfter", "hold",
+                 "skip"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown fault field(s): {sorted(unknown)}")
@@ -140,7 +145,7 @@ class FaultRule:
                    path=data.get("path", ""), latency_ms=float(data.get("latencyMs", 0)),
                    status=data.get("status"), count=data.get("count"),
                    rate_per_second=data.get("ratePerSecond"), retry_after=data.get("retryAfter"),
-                   hold=data.get("hold"))
+                   hold=data.get("hold"), skip=data.get("skip", 0))
         if rule.origin not in (*ORIGINS, "*"):
             raise ValueError(f"origin must be one of {[*ORIGINS, '*']}")
         if rule.status is not None and not 400 <= int(rule.status) <= 599:
@@ -159,6 +164,8 @@ class FaultRule:
                                  "(the release says how held requests end)")
             if rule.count is None:
                 rule.count = 1
+        if not isinstance(rule.skip, int) or rule.skip < 0 or (rule.skip and rule.hold is None):
+            raise ValueError("skip: a whole number >= 0, for hold rules only")
         return rule
 
 
@@ -313,6 +320,32 @@ class World:
                 for credential in app.get("keyCredentials", []):
                     tenant.created_at.setdefault(self.key_credential_ref(app, credential), now)
 
+    def note_role_assignments(self) -> None:
+        """Remember when each directory role assignment first appeared (sandbox clock), for the "roleAssignment"
+        delay; a removed assignment is forgotten, so one created again (Graph gives it the same id) lags again."""
+        now = self.clock.epoch()
+        for tenant in self.tenants.values():
+            present = {f"roleAssignments/{assignment_id}" for assignment_id in tenant.role_assignments}
+            for key in [k for k in tenant.created_at if k.startswith("roleAssignments/") and k not in present]:
+                del tenant.created_at[key]
+            for key in present:
+                tenant.created_at.setdefault(key, now)
+
+    def role_template_ids(self, tenant: Tenant, principal_id: str, at: float | None = None) -> set[str]:
+        """Template ids of the directory roles `principal_id` holds tenant-wide, counting only assignments that had
+        replicated by sandbox time `at` (default now): the role information of a token issued then."""
+        at = self.clock.epoch() if at is None else at
+        delay = self.replication_delay.get("roleAssignment", 0.0)
+        held = set()
+        for assignment_id, assignment in tenant.role_assignments.items():
+            if assignment["principalId"] != principal_id or assignment.get("directoryScopeId") != "/":
+                continue
+            created = tenant.created_at.get(f"roleAssignments/{assignment_id}")
+            if delay <= 0 or created is None or at >= created + delay:
+                definition = tenant.role_definitions.get(assignment["roleDefinitionId"], {})
+                held.add(definition.get("templateId", assignment["roleDefinitionId"]))
+        return held
+
     def key_credential_replicated(self, tenant: Tenant, app: dict, credential: dict) -> bool:
         """Whether the token endpoint knows this keyCredential of `app` (registered in `tenant`) yet."""
         return self.is_replicated(tenant, self.key_credential_ref(app, credential), "keyCredential")
@@ -387,8 +420,33 @@ class World:
         })
         secret = f"sbx~{secrets.token_urlsafe(30)}"
         tenant.client_secrets[app["id"]] = [{"keyId": new_id(), "secretText": secret, "endDateTime": None}]
-        # The app trusts the home managed identity (workload identity federation), so the product needs
-        # no secret: the managed identity's token for api://AzureADTokenExchange is the client assertion.
+        sp = self._federate_with_managed_identity(tenant, app, login_url)
+        tenant.seeded["consentApp"] = {"clientId": app["appId"], "clientSecret": secret,
+                                       "applicationObjectId": app["id"], "servicePrincipalId": sp["id"],
+                                       "redirectUri": redirect_uri}
+        return app
+
+    def add_verifier_app(self, tenant: Tenant, redirect_uri: str, login_url: str) -> dict:
+        """Seed the product's second multi-tenant app in the home tenant, the verifier of the manual method: it
+        requests only Application.Read.All and Organization.Read.All on Microsoft Graph (what a customer's admin
+        consent grants it) and, like the onboarding app, trusts the home managed identity (no secret)."""
+        graph = ms.FIRST_PARTY_SERVICE_PRINCIPALS[ms.MICROSOFT_GRAPH_APP_ID]
+        graph_roles = {r["value"]: r["id"] for r in graph["appRoles"]}
+        app = self.new_application(tenant, {
+            "displayName": "certauth verifier (sandbox seed)", "signInAudience": "AzureADMultipleOrgs",
+            "web": {"redirectUris": [redirect_uri], "homePageUrl": None, "logoutUrl": None},
+            "requiredResourceAccess": [{"resourceAppId": ms.MICROSOFT_GRAPH_APP_ID, "resourceAccess": [
+                {"id": graph_roles[r], "type": "Role"} for r in ("Application.Read.All", "Organization.Read.All")]}],
+        })
+        sp = self._federate_with_managed_identity(tenant, app, login_url)
+        tenant.seeded["verifierApp"] = {"clientId": app["appId"], "applicationObjectId": app["id"],
+                                        "servicePrincipalId": sp["id"], "redirectUri": redirect_uri}
+        return app
+
+    def _federate_with_managed_identity(self, tenant: Tenant, app: dict, login_url: str) -> dict:
+        """Make a seeded app trust the home managed identity and give it its service principal (both seeds)."""
+        # Workload identity federation: the product needs no secret, the managed identity's token for
+        # api://AzureADTokenExchange is the client assertion.
         app["_federatedIdentityCredentials"] = [{
             "name": "certauth-managed-identity", "issuer": f"{login_url}/{tenant.id}/v2.0",
             "subject": tenant.seeded["managedIdentity"]["principalId"],
@@ -396,10 +454,7 @@ class World:
         sp = self.new_service_principal(tenant, app, tenant)
         tenant.created_at.pop(app["id"], None)
         tenant.created_at.pop(sp["id"], None)
-        tenant.seeded["consentApp"] = {"clientId": app["appId"], "clientSecret": secret,
-                                       "applicationObjectId": app["id"], "servicePrincipalId": sp["id"],
-                                       "redirectUri": redirect_uri}
-        return app
+        return sp
 
     def new_application(self, tenant: Tenant, body: dict, owner_id: str | None = None) -> dict:
         """Create an application object with Graph's defaults merged with `body`."""

@@ -310,9 +310,23 @@ class Engine:
         message = {"id": short_id("start", instance_id, inst.execution_id), "kind": "ExecutionStarted",
                    "enqueued": self._enqueued(), "name": info.durable_name, "input": input_json,
                    "executionId": inst.execution_id, "parent": parent}
-        self.store.transact([("upsert", self.store.sentinel_entity(instance_id, inst.state())),
-                             ("upsert", self.store.message_entity(instance_id, message))])
-        self.store.put_instance_row(instance_id, inst.state())
+        try:
+            self.store.transact([("upsert", self.store.sentinel_entity(instance_id, inst.state())),
+                                 ("upsert", self.store.message_entity(instance_id, message))])
+        except Exception:
+            # The ExecutionStarted message never reached the task hub: as in DTFx, whose enqueue comes first, no
+            # instance exists and the caller sees the error.
+            with self.lock:
+                if self.instances.get(instance_id) is inst:
+                    if existing is not None:
+                        self.instances[instance_id] = existing
+                    else:
+                        del self.instances[instance_id]
+            raise
+        try:
+            self.store.put_instance_row(instance_id, inst.state())
+        except Exception:   # SetNewExecutionAsync's row write failing is swallowed too: the message runs it
+            log.exception("instances row of %s not written", instance_id)
         inst.persisted.add(message["id"])
         with self.lock:
             inst.queue.append(message)

@@ -196,7 +196,7 @@ TERMINAL_ONBOARDING = {"Completed", "Failed", "Terminated"}
 class Product(HostProcess):
     """The product's Function App on a sandbox host, with its own client helpers."""
 
-    def __init__(self, simulator, connection_string: str) -> None:
+    def __init__(self, simulator, connection_string: str, env: dict[str, str] | None = None) -> None:
         from sandbox.up import host_settings
 
         # The product's state (TABLES_CONNECTION_STRING) and the host's task hub (AzureWebJobsStorage) go
@@ -205,16 +205,20 @@ class Product(HostProcess):
         settings = host_settings({"connectionString": connection_string}, simulator.info)
         assert "TABLES_CONNECTION_STRING" in settings, "the session simulator serves no tables proxy"
         settings["SANDBOX_HOST_LOG_LEVEL"] = "INFO"  # the product's logs are scanned for secrets
+        settings.update(env or {})  # extra application settings (e.g. CERTAUTH_ALLOW_EXPORTABLE_KEYS)
         super().__init__(connection_string, app_dir=REPO, env=settings,
                          extra_args=["--clock-url", simulator.info["clockUrl"],
                                      "--ca-bundle", simulator.info["caBundle"]])
         self.simulator = simulator
         self.responses: list[str] = []  # every body the product answered (scanned for secrets)
+        self.post_answers: list[str] = []  # the bodies of POST /api/onboardings: the only place for a status URL
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         """Call the product's API with the function key; keep the body."""
         response = self.call(method, f"/api{path}", **kwargs)
         self.responses.append(response.text)
+        if method == "POST" and path == "/onboardings":
+            self.post_answers.append(response.text)
         return response
 
     def onboard(self, body: dict) -> dict:
@@ -224,10 +228,13 @@ class Product(HostProcess):
         return response.json()
 
     def onboarding(self, onboarding_id: str) -> dict:
-        """GET /api/onboardings/{id}."""
+        """GET /api/onboardings/{id}: 202 while it can progress, 200 once terminal (the README's table)."""
         response = self.api("GET", f"/onboardings/{onboarding_id}")
-        assert response.status_code == 200, response.text
-        return response.json()
+        assert response.status_code in (200, 202), response.text
+        body = response.json()
+        terminal = body["status"] in ("completed", "failed", "expired", "retired")
+        assert response.status_code == (200 if terminal else 202), (response.status_code, body["status"])
+        return body
 
     def history(self, onboarding_id: str) -> dict:
         """The orchestration's status with history, inputs and outputs (the durable admin API)."""
@@ -267,7 +274,8 @@ def product(simulator, azurite):
 # -- what exists for one onboarding ----------------------------------------------------------------------
 
 GRAPH_PERMISSIONS = {"Contacts.ReadWrite", "User.Read.All", "Organization.Read.All"}
-EXCHANGE_PERMISSIONS = {"Exchange.ManageAsApp", "full_access_as_app"}
+# The default profile (shared/catalog.py): Graph for contacts, Exchange Online PowerShell; no EWS.
+EXCHANGE_PERMISSIONS = {"Exchange.ManageAsApp"}
 ALL_PERMISSIONS = GRAPH_PERMISSIONS | EXCHANGE_PERMISSIONS
 
 

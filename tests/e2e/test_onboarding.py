@@ -10,12 +10,15 @@ import pytest
 from azure.data.tables import TableServiceClient
 from azure.identity import ClientSecretCredential
 
+from sandbox.azurite import ACCOUNT_KEY as AZURITE_ACCOUNT_KEY
 from shared.keyvault import certificate_name
 from shared.state import StateStore, onboarding_id
 from tests.conftest import customers
 from tests.e2e.conftest import ALL_PERMISSIONS, EXCHANGE_PERMISSIONS, GRAPH_PERMISSIONS, ONE_OF_EACH, objects_of
 
 JWT = re.compile(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,}")
+# A status token (shared/signing.py): <Key Vault secret version>.<base64url payload>.<base64url HMAC-SHA256>.
+STATUS_TOKEN = re.compile(r"[0-9a-zA-Z]{32}\.eyJ[\w-]{10,}\.[\w-]{43}")
 
 
 def test_onboarding_completes_with_a_token_proof_and_a_second_run_creates_nothing(
@@ -55,30 +58,47 @@ def test_onboarding_completes_with_a_token_proof_and_a_second_run_creates_nothin
     secrets_scan(simulator, product, started["id"])
 
 
-def test_an_exportable_key_still_never_passes_through_the_product(simulator, product, admin_consent):
-    """Opting in to an exportable key puts a PFX in the vault; the product still never reads or stores it."""
+def test_exportable_keys_are_refused_unless_the_operator_enables_them(simulator, product):
+    tenant = customers(simulator)[1]["tenantId"]
+    response = product.api("POST", "/onboardings", json={"tenantId": tenant, "serviceMailbox": "export@contoso.com",
+                                                         "certificate": {"exportable": True}})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["target"] == "certificate.exportable"
+    assert "CERTAUTH_ALLOW_EXPORTABLE_KEYS" in error["details"][0]["message"]
+
+
+def test_an_exportable_key_still_never_passes_through_the_product(simulator, azurite, admin_consent):
+    """Opting in to an exportable key (the operator's setting) puts a PFX in the vault; the product still never
+    reads or stores it."""
     import base64
 
     from azure.keyvault.secrets import SecretClient
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.serialization import pkcs12
 
+    from tests.e2e.conftest import Product
+
     tenant = customers(simulator)[1]["tenantId"]
     admin_consent(tenant)
     mailbox = "exportable@contoso.com"
-    started = product.onboard({"tenantId": tenant, "serviceMailbox": mailbox, "certificate": {"exportable": True}})
-    assert product.finish(started["id"])["runtimeStatus"] == "Completed"
-    home = simulator.home
-    credential = ClientSecretCredential(home["tenantId"], home["provisioner"]["clientId"],
-                                        home["provisioner"]["clientSecret"],
-                                        authority=simulator.info["authorityHost"], disable_instance_discovery=True)
-    with SecretClient(simulator.info["vaultUrl"], credential, verify_challenge_resource=False) as secrets:
-        pfx_b64 = secrets.get_secret(certificate_name(started["id"])).value
-    key, _, _ = pkcs12.load_key_and_certificates(base64.b64decode(pfx_b64), None)
-    key_der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    secrets_scan(simulator, product, started["id"],
-                 extra={"PFX": pfx_b64[100:160], "private key": base64.b64encode(key_der).decode()[100:160]})
+    product = Product(simulator, azurite.connection_string, env={"CERTAUTH_ALLOW_EXPORTABLE_KEYS": "true"}).launch()
+    try:
+        started = product.onboard({"tenantId": tenant, "serviceMailbox": mailbox, "certificate": {"exportable": True}})
+        assert product.finish(started["id"])["runtimeStatus"] == "Completed"
+        home = simulator.home
+        credential = ClientSecretCredential(home["tenantId"], home["provisioner"]["clientId"],
+                                            home["provisioner"]["clientSecret"],
+                                            authority=simulator.info["authorityHost"], disable_instance_discovery=True)
+        with SecretClient(simulator.info["vaultUrl"], credential, verify_challenge_resource=False) as secrets:
+            pfx_b64 = secrets.get_secret(certificate_name(started["id"])).value
+        key, _, _ = pkcs12.load_key_and_certificates(base64.b64decode(pfx_b64), None)
+        key_der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        secrets_scan(simulator, product, started["id"],
+                     extra={"PFX": pfx_b64[100:160], "private key": base64.b64encode(key_der).decode()[100:160]})
+    finally:
+        product.stop()
 
 
 def test_replication_delay_and_throttling_are_ridden_out(simulator, product, vault, admin_consent, clean_faults):
@@ -145,7 +165,7 @@ def _bad_requests(tenant: str) -> list[bytes]:
             body(serviceMailbox="not-an-address"), body(serviceMailbox="a@b@contoso.com"),
             body(serviceMailbox="x@contoso.com\r\nBcc: y@evil.example"),
             body(serviceMailbox="\"$(Remove-Item -Recurse C:\\\\)\"@contoso.com"),
-            body(serviceMailbox="x`whoami`@contoso.com"), body(serviceMailbox="x@contoso.com' or 1 eq 1"),
+            body(serviceMailbox="x`$(whoami)`@contoso.com"), body(serviceMailbox="x@contoso.com' or 1 eq 1"),
             body(serviceMailbox="<script>alert(1)</script>@contoso.com"), body(serviceMailbox="ünï@contoso.com"),
             body(method="semi"), body(permissionProfile="everything"), body(directoryRole="global-administrator"),
             body(certificate={"validityMonths": 0}), body(certificate={"validityMonths": 25}),
@@ -172,8 +192,10 @@ def test_bad_requests_get_400_and_create_nothing(simulator, product, azurite):
         assert response.status_code == 400, (body[:80], response.text)
         error = response.json()["error"]
         assert error["code"] == "InvalidRequest"
+        assert response.headers["x-ms-error-code"] == "InvalidRequest"
         assert error["details"], error
-        assert all(d["field"] and d["rule"] for d in error["details"])
+        # Azure's shape: each problem's target is the field, its message the rule.
+        assert all(d["code"] and d["target"] and d["message"] for d in error["details"]), error
     assert entity_counts() == before_tables
     assert {t["tenantId"]: simulator.tenant_state(t["tenantId"])["counts"]
             for t in simulator.info["tenants"]} == before_graph
@@ -201,21 +223,55 @@ def secrets_scan(simulator, product, onboarding: str, extra: dict[str, str] | No
     assert "prove_onboarding" in history
     assert any("onboarding" in line for line in product.stderr_lines)         # the logs were captured
     forbidden = {"PEM private key": re.compile(r"PRIVATE KEY"), "JWT (token or assertion)": JWT,
-                 "identity header": re.compile(re.escape(simulator.info["identityHeader"]))}
+                 "identity header": re.compile(re.escape(simulator.info["identityHeader"])),
+                 "storage account key": re.compile(r"AccountKey=|" + re.escape(AZURITE_ACCOUNT_KEY)),
+                 "SAS signature": re.compile(r"[?&]sig=", re.IGNORECASE),
+                 "function key": re.compile("|".join(re.escape(k) for k in (product.function_key, product.admin_key))),
+                 "signing key": re.compile(re.escape(signing_key_value(simulator, product)))}
     forbidden |= {what: re.compile(re.escape(fragment)) for what, fragment in (extra or {}).items()}
     for place, text in places.items():
         for what, pattern in forbidden.items():
             assert not pattern.search(text), f"{what} found in {place}"
+    # Capability URLs go back only to the caller that asked: the POST's own answer (and the Location headers
+    # of 202s, which are not kept here).
+    places["responses"] = "\n".join(text for text in product.responses if text not in product.post_answers)
+    for place, text in places.items():
+        assert not STATUS_TOKEN.search(text), f"status token found in {place}"
+
+
+def signing_key_value(simulator, product) -> str:
+    """The signing key (its current version), as the operator reads it from Key Vault."""
+    from azure.keyvault.secrets import SecretClient
+
+    home = simulator.home
+    credential = ClientSecretCredential(home["tenantId"], home["provisioner"]["clientId"],
+                                        home["provisioner"]["clientSecret"],
+                                        authority=simulator.info["authorityHost"], disable_instance_discovery=True)
+    name = product.env.get("CERTAUTH_SIGNING_KEY_SECRET", "certauth-signing-key")
+    with SecretClient(simulator.info["vaultUrl"], credential, verify_challenge_resource=False) as secrets:
+        value = secrets.get_secret(name).value
+    assert len(value or "") >= 43, "the product created no signing key"
+    return value
 
 
 def test_the_secrets_scan_finds_what_it_looks_for(simulator, product):
     """The scan above is not vacuous: a token in a response is caught."""
-    product.responses.append("leaked eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwcyJ9.c2lnbmF0dXJlLWJ5dGVz")
+    jwt = "leaked eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwcyJ9.c2lnbmF0dXJlLWJ5dGVz"
+    product.responses.append(jwt)
     try:
         with pytest.raises(AssertionError, match="JWT"):
             secrets_scan(simulator, product, product_any_instance(product))
     finally:
-        product.responses.pop()
+        product.responses.remove(jwt)  # the scan itself keeps the history document it read
+    # A status URL anywhere but the POST's own answer is caught too.
+    started = next(text for text in product.post_answers if "statusQueryGetUri" in text)
+    leak = f"GET {json.loads(started)['statusQueryGetUri']}"
+    product.stderr_lines.append(leak)
+    try:
+        with pytest.raises(AssertionError, match="status token found in logs"):
+            secrets_scan(simulator, product, product_any_instance(product))
+    finally:
+        product.stderr_lines.remove(leak)  # the host's stderr reader may have appended lines since
 
 
 def product_any_instance(product) -> str:

@@ -42,8 +42,8 @@ def first_call_of(step: str, onboarding: str) -> dict:
         # Key Vault: the certificate's key, read to sign the client assertion of the token proof
         "proof": {"origin": "vault", "method": "*", "path": rf"^/keys/{re.escape(certificate_name(onboarding))}/"},
         # Table Storage: the onboarding record, read before the ETag-guarded "completed" update (the steps
-        # before only merge into it blindly, with PATCH)
-        "record": {"origin": "tables", "method": "GET",
+        # before only merge into it blindly, with PATCH). The POST reads it once first (skip=1).
+        "record": {"origin": "tables", "method": "GET", "skip": 1,
                    "path": rf"/{ONBOARDINGS}\(PartitionKey='{re.escape(tenant_of(onboarding))}',"
                            rf"RowKey='{re.escape(onboarding)}'\)"},
     }[step]

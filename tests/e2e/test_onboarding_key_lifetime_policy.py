@@ -66,9 +66,9 @@ def test_where_the_policy_is_readable_the_certificate_is_sized_to_it(simulator, 
     error = refused.json()["error"]
     assert error["code"] == "InvalidRequest"
     [problem] = error["details"]
-    assert problem["field"] == "certificate.validityMonths"
-    assert "at most 2" in problem["rule"]
-    assert "P90D" in problem["rule"]
+    assert problem["target"] == "certificate.validityMonths"
+    assert "at most 2" in problem["message"]
+    assert "P90D" in problem["message"]
     assert "P90D" in error["message"]
     # Nothing was started or created for the refused request.
     assert product.api("GET", f"/onboardings/{onboarding_id(capped_tenant, explicit)}").status_code == 404

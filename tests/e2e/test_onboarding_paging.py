@@ -1,9 +1,10 @@
 """Re-running an onboarding whose service principal holds more app role assignments than one Graph page.
 
 Graph pages GET /servicePrincipals/{id}/appRoleAssignments at 100 by default (learn.microsoft.com/graph/paging)
-and the simulator does too. The product reads its existing grants before posting (shared.graph.granted_roles),
-so it must follow @odata.nextLink: otherwise grants beyond the first page look missing and the re-run posts
-them again (Graph answers 400 "Permission being assigned already exists on the object.").
+and the simulator does too. The product reads its existing grants before posting and reconciles them to the
+profile (shared.graph.Directory.app_role_assignments), so it must follow @odata.nextLink: otherwise its own grants
+beyond the first page look missing and the re-run posts them again (Graph answers 400 "Permission being assigned
+already exists on the object."), and grants beyond the first page that the profile does not list stay.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def grant(admin: Admin, resource_id: str, principal_id: str, app_role_id: str) -
     assert response.status_code == 201, response.text
 
 
-def test_a_rerun_with_more_grants_than_one_page_posts_nothing(simulator, product, vault, admin_consent, admin):
+def test_a_rerun_with_more_grants_than_one_page_posts_nothing_and_removes_every_extra(
+        simulator, product, vault, admin_consent, admin):
     tenant = customers(simulator)[1]["tenantId"]
     admin_consent(tenant)
     first = product.finish(product.onboard({"tenantId": tenant, "serviceMailbox": MAILBOX})["id"])
@@ -95,10 +97,13 @@ def test_a_rerun_with_more_grants_than_one_page_posts_nothing(simulator, product
     posts = [r for r in simulator.requests_since(since)["requests"]
              if r["origin"] == "graph" and r["method"] == "POST" and "/appRoleAssignedTo" in r["path"]]
     assert posts == []  # no grant posted again (and so no 400 "Permission being assigned already exists")
-    assert sorted(a["id"] for a in assignments_of(admin, sp_id)) == sorted(a["id"] for a in before)
-    assert objects_of(simulator, vault, tenant, MAILBOX) == {**ONE_OF_EACH,
-                                                             "appRoleAssignments": EXTRA + len(own)}
+    # The request is the desired state: the grants the profile does not list are gone, on every page.
+    after = assignments_of(admin, sp_id)
+    assert sorted(a["id"] for a in after) == sorted(a["id"] for a in before if a["resourceId"] != resource_id)
+    assert objects_of(simulator, vault, tenant, MAILBOX) == ONE_OF_EACH
+    assert again["changes"]["permissionsRemoved"] == sorted(f"Paging.Role{i}" for i in range(EXTRA))
+    assert again["changes"]["permissionsAdded"] == []
     store = StateStore(product.connection_string)
     events = [e["Event"] for e in store.audit_trail(first["id"])]
     store.close()
-    assert events[-4] == "consent.exists"
+    assert events[-4] == "consent.revoked"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.error
+
 import pytest
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
@@ -150,3 +152,20 @@ def test_hold_rules_are_validated(simulator, clean_faults):
         with pytest.raises(urllib.error.HTTPError) as caught:
             simulator.set_faults([rule])
         assert caught.value.code == 400, rule
+
+
+def test_a_hold_with_skip_lets_that_many_matching_requests_through_first(simulator, home, clean_faults):
+    simulator.hold("second", origin="login", method="GET", path=rf"^/{home['tenantId']}/v2\.0/\.well-known",
+                   skip=1)
+    assert _discovery(simulator, home["tenantId"]).status_code == 200   # the first one passes
+    thread, box = _in_thread(lambda: _discovery(simulator, home["tenantId"]))
+    [held] = simulator.wait_held("second", timeout=30)
+    assert held["path"] == f"/{home['tenantId']}/v2.0/.well-known/openid-configuration"
+    assert thread.is_alive()
+    assert not box
+    assert simulator.release("second") == 1
+    thread.join(timeout=60)
+    assert box["result"].status_code == 200
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        simulator.add_faults([{"origin": "graph", "status": 503, "skip": 1}])
+    assert refused.value.code == 400

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.onboarding import Onboarding
+from shared import catalog
+from shared.onboarding import NO_CHANGES, Onboarding
 from shared.settings import get_settings
 from shared.state import onboarding_id
 
@@ -52,7 +53,7 @@ def test_every_step_runs_and_runs_again_without_creating_anything(simulator, cus
         assert sp["ok"], sp
         consent = asyncio.run(onboarding.grant_permissions(sp["servicePrincipalId"]))
         assert consent["ok"], consent
-        role = asyncio.run(onboarding.ensure_directory_role(sp["servicePrincipalId"]))
+        role = asyncio.run(onboarding.ensure_directory_role(sp["servicePrincipalId"], consent["changes"]))
         assert role["ok"], role
         proof = onboarding.prove(app, cert["certificate"])
         assert proof["ok"], proof
@@ -64,10 +65,11 @@ def test_every_step_runs_and_runs_again_without_creating_anything(simulator, cus
     assert first["sp"]["created"]
     assert sorted(first["consent"]["added"]) == sorted(first["consent"]["granted"])
     assert first["role"]["added"]
-    assert set(first["proof"]["roles"]["Microsoft Graph"]) >= {"Contacts.ReadWrite", "User.Read.All",
-                                                                "Organization.Read.All"}
-    assert set(first["proof"]["roles"]["Office 365 Exchange Online"]) >= {"Exchange.ManageAsApp",
-                                                                           "full_access_as_app"}
+    for resource, permissions in catalog.profile("exchange-contact-sync").by_resource().items():
+        assert set(first["proof"]["roles"][catalog.RESOURCE_NAMES[resource]]) >= {p.value for p in permissions}
+    assert first["consent"]["removed"] == []
+    assert first["role"]["changes"] == {"permissionsAdded": first["consent"]["added"], "permissionsRemoved": [],
+                                        "directoryRoleAdded": "Exchange Administrator", "directoryRolesRemoved": []}
     counts = simulator.tenant_state(customer["tenantId"])["counts"]
 
     second = run_all()
@@ -76,5 +78,61 @@ def test_every_step_runs_and_runs_again_without_creating_anything(simulator, cus
     assert not second["app"]["keyAdded"]
     assert not second["sp"]["created"]
     assert second["consent"]["added"] == []
+    assert second["consent"]["removed"] == []
     assert not second["role"]["added"]
+    assert second["role"]["changes"] == NO_CHANGES
     assert simulator.tenant_state(customer["tenantId"])["counts"] == counts
+
+
+def test_a_run_with_a_smaller_profile_and_no_role_removes_what_is_no_longer_asked_for(
+        simulator, customer, product_env, admin_consent):
+    from shared.graph import directory_for
+
+    tenant = customer["tenantId"]
+    admin_consent(tenant)
+    mailbox = "steps-reconcile@contoso.com"
+    oid = onboarding_id(tenant, mailbox)
+    request = {"onboardingId": oid, "tenantId": tenant, "serviceMailbox": mailbox, "method": "automatic",
+               "permissionProfile": catalog.DEFAULT_PROFILE, "directoryRole": "exchange-administrator",
+               "certificate": {"validityMonths": 12, "keySize": 2048, "exportable": False}}
+    now = datetime.now(UTC)
+
+    def run(options: dict) -> tuple[dict, dict, str]:
+        onboarding = Onboarding(product_env, {**request, **options})
+        onboarding.store.create_onboarding(oid, {"Status": "running"})
+        cert = onboarding.ensure_certificate(now)
+        app = asyncio.run(onboarding.ensure_application(cert["certificate"]))
+        sp = asyncio.run(onboarding.ensure_service_principal(app, now))
+        consent = asyncio.run(onboarding.grant_permissions(sp["servicePrincipalId"]))
+        assert consent["ok"], consent
+        role = asyncio.run(onboarding.ensure_directory_role(sp["servicePrincipalId"], consent["changes"]))
+        assert role["ok"], role
+        return consent, role, sp["servicePrincipalId"]
+
+    _, _, sp_id = run({})
+    # An administrator also gave the app a role that no catalog names.
+    application_administrator = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3"
+
+    async def assign() -> bool:
+        return await directory_for(product_env, tenant).assign_directory_role(sp_id, application_administrator)
+
+    assert asyncio.run(assign())
+
+    small = catalog.profile("graph-contact-sync")
+    consent, role, _ = run({"permissionProfile": small.key, "directoryRole": None})
+    default = {p.value for p in catalog.profile(catalog.DEFAULT_PROFILE).permissions}
+    assert consent["removed"] == sorted(default - {p.value for p in small.permissions})
+    assert consent["added"] == []
+    assert role["removed"] == ["Application Administrator", "Exchange Administrator"]
+    assert role["changes"] == {"permissionsAdded": [], "permissionsRemoved": consent["removed"],
+                               "directoryRoleAdded": None,
+                               "directoryRolesRemoved": ["Application Administrator", "Exchange Administrator"]}
+    state = simulator.tenant_state(tenant)
+    graph_sp = next(s["id"] for s in state["servicePrincipals"] if s["appId"] == catalog.MICROSOFT_GRAPH)
+    held = [a for a in state["appRoleAssignments"] if a["principalId"] == sp_id]
+    assert {(a["resourceId"], a["appRoleId"]) for a in held} == {(graph_sp, p.app_role_id) for p in small.permissions}
+    assert [r for r in state["roleAssignments"] if r["principalId"] == sp_id] == []
+
+    consent, role, _ = run({"permissionProfile": small.key, "directoryRole": None})
+    assert role["changes"] == NO_CHANGES
+    assert simulator.tenant_state(tenant)["counts"] == state["counts"]

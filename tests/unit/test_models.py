@@ -46,6 +46,14 @@ def test_explicit_null_role_means_no_role_and_mailbox_is_normalised():
     assert request.tenant_id == TENANT
 
 
+@pytest.mark.parametrize("mailbox", [
+    # Outside Entra's UPN characters but inside Exchange's alias rule: accepted (they were refused before).
+    "o'brien+sync@contoso.com", "a/b#c?d@contoso.com", "{$x}@contoso.com", "x'|iex|'@contoso.com",
+    "a=b&c*d@contoso.com", "x`y`@contoso.com", "100%@contoso.com"])
+def test_exchange_alias_characters_are_accepted(mailbox):
+    assert parse_onboarding_request(_body(serviceMailbox=mailbox)).service_mailbox == mailbox
+
+
 BAD_REQUESTS = [
     (b"", "body"),
     (b"not json", "body"),
@@ -69,6 +77,10 @@ BAD_REQUESTS = [
     (_body(serviceMailbox=" sync@contoso.com"), "serviceMailbox"),
     (_body(serviceMailbox="a" * 250 + "@contoso.com"), "serviceMailbox"),
     (_body(serviceMailbox=["sync@contoso.com"]), "serviceMailbox"),
+    (_body(serviceMailbox='"quoted"@contoso.com'), "serviceMailbox"),
+    (_body(serviceMailbox="a..b@contoso.com"), "serviceMailbox"),
+    (_body(serviceMailbox="sync@contoso"), "serviceMailbox"),
+    (_body(serviceMailbox="sync@-contoso.com"), "serviceMailbox"),
     (_body(method="semi-automatic"), "method"),
     (_body(permissionProfile="everything"), "permissionProfile"),
     (_body(directoryRole="global-administrator"), "directoryRole"),

@@ -171,3 +171,31 @@ def test_the_storage_connection_string_stays_out_of_repr() -> None:
 
     settings = Settings.from_env({"AzureWebJobsStorage": "AccountName=a;AccountKey=c2VjcmV0;"})
     assert "AccountKey" not in repr(settings)
+
+
+def test_status_link_and_signing_settings(env: pytest.MonkeyPatch) -> None:
+    s = get_settings()
+    assert s.public_base_url is None
+    assert s.signing_key_secret == "certauth-signing-key"
+    assert s.status_token_days == 30
+    assert s.allow_exportable_keys is False
+    get_settings.cache_clear()
+    env.setenv("CERTAUTH_PUBLIC_BASE_URL", "https://api.contoso.com/certauth/")
+    env.setenv("CERTAUTH_SIGNING_KEY_SECRET", "contoso-links")
+    env.setenv("CERTAUTH_STATUS_TOKEN_DAYS", "7")
+    env.setenv("CERTAUTH_ALLOW_EXPORTABLE_KEYS", "true")
+    s = get_settings()
+    assert s.public_base_url == "https://api.contoso.com/certauth"
+    assert (s.signing_key_secret, s.status_token_days, s.allow_exportable_keys) == ("contoso-links", 7, True)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("CERTAUTH_PUBLIC_BASE_URL", "http://api.contoso.com"), ("CERTAUTH_PUBLIC_BASE_URL", "api.contoso.com"),
+    ("CERTAUTH_SIGNING_KEY_SECRET", "signing_key"), ("CERTAUTH_SIGNING_KEY_SECRET", "x" * 128),
+    ("CERTAUTH_STATUS_TOKEN_DAYS", "0"), ("CERTAUTH_STATUS_TOKEN_DAYS", "-3"), ("CERTAUTH_STATUS_TOKEN_DAYS", "2.5"),
+    ("CERTAUTH_STATUS_TOKEN_DAYS", "366"), ("CERTAUTH_ALLOW_EXPORTABLE_KEYS", "sometimes"),
+])
+def test_bad_status_link_and_signing_settings_are_refused(env: pytest.MonkeyPatch, name: str, value: str) -> None:
+    env.setenv(name, value)
+    with pytest.raises(SettingsError, match=name):
+        get_settings()
