@@ -34,6 +34,7 @@ $(PY):
 
 $(VENV_STAMP): requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt
+	$(PY) -m sandbox.faketime
 	@touch $@
 
 # npm ci wipes node_modules first, so the stamp inside it goes with it.

@@ -7,7 +7,8 @@ import json
 import logging
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote, urlencode
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -26,6 +27,7 @@ from functions.api import (
     validation_error,
     wants_failure_as_error,
 )
+from functions.certificates import customer_certificate_links, import_request_pfx
 from shared import failures
 from shared.graph import certificate_lifetime_cap
 from shared.models import RequestError, parse_onboarding_request, validity_months_for
@@ -44,6 +46,8 @@ ONBOARDING_ID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\.[0-9a-f
 ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending,
           df.OrchestrationRuntimeStatus.Suspended, df.OrchestrationRuntimeStatus.ContinuedAsNew}
 STATUS_PURPOSE = "status"
+# The orchestrator of each method (the manual one lives in functions/manual.py).
+ORCHESTRATORS = {"automatic": "onboarding_orchestrator", "manual": "manual_onboarding_orchestrator"}
 # Certificate options only a rotation changes (POST /api/onboardings/{id}/rotate, not built yet).
 CERTIFICATE_FIELDS = (("validity_months", "validityMonths"), ("key_size", "keySize"), ("exportable", "exportable"))
 
@@ -75,9 +79,23 @@ def _certificate_options(request, record: dict, cap_months: int) -> tuple[dict, 
     was requested) unless the request names other ones: those only a rotation applies."""
     asked = request.certificate
     wanted = {"validityMonths": cap_months, "keySize": asked.key_size, "exportable": asked.exportable}
+    # The customer's own certificate (functions/certificates.py): the PFX is imported before the start, so the run
+    # only reuses it; a CSR's certificate comes from the customer's CA.
+    if asked.source == "imported":
+        wanted = {"imported": True}
+    elif asked.source == "customerCa":
+        wanted = {"issuer": "customer"}
     stored = _loads(record.get("CertificateOptions"), None)
     if record.get("Status") != "completed" or not record.get("Thumbprint") or not isinstance(stored, dict):
         return wanted, []
+    stored_source = "imported" if stored.get("imported") else "customerCa" if stored.get("issuer") else "keyVault"
+    if asked.source == "keyVault" and stored_source != "keyVault":
+        # A completed customer certificate stays on a re-run without certificate options; options change it.
+        return stored, [name for field_name, name in CERTIFICATE_FIELDS if field_name in asked.model_fields_set]
+    if asked.source == "customerCa" and stored_source != "customerCa":
+        return wanted, ["issuer"]
+    if asked.source != "keyVault":
+        return wanted, []  # a PFX: import_request_pfx compares its thumbprint with the certificate's
     changed = [name for field_name, name in CERTIFICATE_FIELDS
                if field_name in asked.model_fields_set and stored.get(name) != wanted[name]]
     return {**wanted, **{k: stored[k] for k in wanted if k in stored}}, changed
@@ -100,10 +118,14 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
         request = parse_onboarding_request(req.get_body())
     except RequestError as error:
         return validation_error(error.problems)
-    if request.method != "automatic":
-        return validation_error([{"field": "method", "rule": "only 'automatic' is available in this version"}])
+    manual = request.method == "manual"
     settings = get_settings()
-    if not settings.provisioner_client_id and request.tenant_id != (settings.home_tenant_id or "").lower():
+    if manual and not settings.verifier_client_id:
+        rule = ("'manual' needs the read-only verifier app (CERTAUTH_VERIFIER_CLIENT_ID), which this deployment "
+                "has not configured")
+        return validation_error([{"field": "method", "rule": rule}])
+    if (not manual and not settings.provisioner_client_id
+            and request.tenant_id != (settings.home_tenant_id or "").lower()):
         rule = ("must be the home tenant (CERTAUTH_HOME_TENANT_ID): no onboarding app "
                 "(CERTAUTH_PROVISIONER_CLIENT_ID) is configured for other tenants")
         return validation_error([{"field": "tenantId", "rule": rule}])
@@ -114,7 +136,8 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
     # The tenant's app management policy may cap certificate lifetimes: fit the certificate to the cap, or refuse
     # an explicit validity Graph would refuse at the application step. An unknown cap (no Policy.Read.All) leaves
     # the request as it is.
-    cap = await certificate_lifetime_cap(settings, request.tenant_id)
+    # The manual method has no identity that may read the policy (the verifier holds no Policy.Read.All).
+    cap = None if manual else await certificate_lifetime_cap(settings, request.tenant_id)
     try:
         validity_months = validity_months_for(request.certificate.validity_months, cap)
     except RequestError as error:
@@ -132,8 +155,17 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
         "directoryRole": request.directory_role, "certificate": certificate,
     }
     existing = await client.get_status(instance, show_input=True)
-    if existing and existing.runtime_status in ACTIVE:
+    active = bool(existing and existing.runtime_status in ACTIVE)
+    conflict = _method_conflict(instance, record, request.method, active)
+    if conflict is not None:
+        return conflict
+    if active:
         return await _join(req, instance, existing, payload)
+    if request.certificate.source == "imported":
+        # The PFX goes into Key Vault here and no further: the run gets {"imported": true}.
+        refused = await import_request_pfx(instance, request.certificate, record)
+        if refused is not None:
+            return refused
     fields = {"TenantId": request.tenant_id, "ServiceMailbox": request.service_mailbox, "Status": "running",
               "Step": "accepted", "Method": request.method, "PermissionProfile": request.permission_profile,
               "DirectoryRole": request.directory_role or "", "Error": "", "Changes": "",
@@ -141,7 +173,7 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
     # Table Storage's client is sync: keep its round trips off the worker's event loop.
     await asyncio.to_thread(_record_request, instance, fields)
     try:
-        await client.start_new("onboarding_orchestrator", instance, payload)
+        await client.start_new(ORCHESTRATORS[request.method], instance, payload)
     except Exception as error:
         # A concurrent request started the same instance between our status read and this start: the durable
         # runtime refuses a second start of a running instance, so join the one that runs.
@@ -156,6 +188,24 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
         raise
     log.info("onboarding %s started", instance)
     return await _accepted(req, instance, "Pending")
+
+
+def _method_conflict(instance: str, record: dict, method: str, active: bool) -> func.HttpResponse | None:
+    """409 when the pair's onboarding by the other method is active or completed; after it failed, expired or was
+    retired, the other method may start."""
+    other = record.get("Method") or "automatic"
+    status = record.get("Status")
+    if not record or other == method or not (active or status == "completed"):
+        return None
+    state = "completed" if status == "completed" and not active else f"active ({status})"
+    message = (f"onboarding {instance} of this tenant and mailbox by the {other} method is {state}: a {method} "
+               f"onboarding can start only after it failed, expired or was retired (DELETE /api/onboardings/"
+               f"{instance} retires it)")
+    return azure_error(409, "OnboardingMethodConflict", message, target="method",
+                       details=[{"code": "MethodDiffers", "target": "method",
+                                 "message": f"the existing onboarding uses {other!r}; this request asks for "
+                                            f"{method!r}"}],
+                       innererror={"existingOnboarding": {"id": instance, "method": other, "status": status}})
 
 
 def _rotation_conflict(instance: str, changed: list[str], stored: dict, wanted: dict, request) -> func.HttpResponse:
@@ -229,6 +279,32 @@ def _loads(value: str | None, default):
         return default
 
 
+def admin_consent_url(settings, tenant_id: str, base: str) -> str:
+    """Entra's admin-consent page for the verifier app in this tenant (learn.microsoft.com/entra/identity-platform/
+    v2-admin-consent: GET {authority}/{tenant}/adminconsent?client_id=&redirect_uri=), back to the consent callback."""
+    query = urlencode({"client_id": settings.verifier_client_id or "", "redirect_uri": f"{base}/api/onboard/callback"})
+    return f"{settings.authority_host}/{quote(tenant_id, safe='')}/adminconsent?{query}"
+
+
+def _method_status(req: func.HttpRequest, instance: str, record: dict, lifecycle: str | None) -> dict:
+    """The status keys of the method: for the manual one the script URL, the verifier's admin-consent URL until
+    the verifier could get a token in the tenant, what the verification found, and the Exchange proof."""
+    method = record.get("Method") or "automatic"
+    verification = _loads(record.get("Verification"), None)
+    keys = {"method": method, "exchangeProof": _loads(record.get("ExchangeProof"), None),
+            "verification": {name: verification.get(name, []) for name in ("verified", "notVerified", "missing")}
+            if isinstance(verification, dict) else None}
+    if method != "manual":
+        return keys
+    settings = get_settings()
+    base = public_base(req, settings.public_base_url)
+    keys["scriptUrl"] = f"{base}/api/onboardings/{quote(instance, safe='')}/script"
+    consented = isinstance(verification, dict) and verification.get("verifierConsented") is True
+    if not consented and lifecycle not in TERMINAL and record.get("TenantId"):
+        keys["adminConsentUrl"] = admin_consent_url(settings, record["TenantId"], base)
+    return keys
+
+
 async def _onboarding_status(req: func.HttpRequest, client: df.DurableOrchestrationClient, instance: str,
                              location) -> func.HttpResponse:
     """The status answer shared by both status routes: the body, and the code by lifecycle status (202 with
@@ -263,6 +339,9 @@ async def _onboarding_status(req: func.HttpRequest, client: df.DurableOrchestrat
         "error": _loads(record.get("Error"), None),
         "output": output or None,
     }
+    body.update(_method_status(req, instance, record, lifecycle))
+    if lifecycle == "waitingForCertificate":
+        body.update(customer_certificate_links(req, instance))  # the CSR to sign, where its certificate goes
     code = http_status(lifecycle, wants_failure_as_error(req))
     if code == 500:
         error = body["error"] or {}
@@ -319,6 +398,92 @@ def _zulu(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def run_step(context: df.DurableOrchestrationContext, request: dict, name: str, activity: str, extra: dict,
+             created: dict, consented_at: datetime | None = None, *, raise_failures: bool = True):
+    """One step: the activity, retried on durable timers while it fails transiently, within the budget of what it
+    waits for (shared/failures.py), from its first transient failure on the orchestration clock. A permanent
+    failure (or a spent budget) raises StepFailed, or is returned when `raise_failures` is false."""
+    first_failure: datetime | None = None
+    attempt = 0
+    while True:
+        attempt += 1
+        context.set_custom_status({"step": name, "steps": [name], "attempt": attempt, "created": created})
+        payload = {"request": request, "now": context.current_utc_datetime.isoformat(), **extra}
+        result = yield context.call_activity(activity, payload)
+        if result.get("ok"):
+            return result
+        error = result["error"]
+        if not result.get("retry"):
+            if raise_failures:
+                raise StepFailed(error)
+            return result
+        now = context.current_utc_datetime
+        first_failure = first_failure or now
+        retry_at = now + failures.backoff(attempt)
+        if retry_at > failures.retry_deadline(error.get("waitingFor"), first_failure, consented_at,
+                                              error.get("retryUntil")):
+            spent = failures.exhausted(error, attempt, first_failure, now)
+            if raise_failures:
+                raise StepFailed(spent)
+            return {"ok": False, "retry": False, "error": spent}
+        context.set_custom_status({"step": name, "steps": [name], "attempt": attempt, "created": created,
+                                   "retryAt": _zulu(retry_at),
+                                   "waitingFor": error.get("waitingFor") or failures.TRANSIENT})
+        yield context.create_timer(retry_at)
+
+
+def wait_round(context: df.DurableOrchestrationContext, event: str, deadline: datetime, poll_minutes: int):
+    """Wait for the external event `event` or the next poll (a durable timer), whichever comes first: "event",
+    "poll", or "deadline" when the poll that fired is at the deadline."""
+    poll_at = min(context.current_utc_datetime + timedelta(minutes=poll_minutes), deadline)
+    raised = context.wait_for_external_event(event)
+    timer = context.create_timer(poll_at)
+    winner = yield context.task_any([raised, timer])
+    if winner == raised:
+        if not timer.is_completed:
+            timer.cancel()  # every pending timer must be completed or cancelled before the generation ends
+        return "event"
+    return "deadline" if context.current_utc_datetime >= deadline else "poll"
+
+
+def wait_state(request: dict, context: df.DurableOrchestrationContext) -> tuple[dict, dict, datetime]:
+    """The run's request (without its carried wait state), the wait state a continue_as_new carried, and the
+    deadline of the wait (set on the first generation from CERTAUTH_MANUAL_DEADLINE_DAYS)."""
+    request = dict(request)
+    wait = request.pop("wait", None) or {}
+    # The first generation's first replay time is the run's start on every replay and every later generation.
+    request.setdefault("runStartedAt", context.current_utc_datetime.isoformat())
+    deadline = (parse_time(wait["deadline"]) if wait.get("deadline") else
+                context.current_utc_datetime + timedelta(days=get_settings().manual_deadline_days))
+    return request, wait, deadline
+
+
+def certificate_wait(context: df.DurableOrchestrationContext, request: dict, wait: dict, deadline: datetime,
+                     created: dict, result: dict):
+    """The customer's CA has the CSR (ensure_certificate said pending): wait for CertificateMerged or the next
+    poll, then start a new generation that asks again, or end expired at the deadline. True when it expired."""
+    context.set_custom_status({"step": "certificate", "steps": ["certificate"], "created": created,
+                               "waitingFor": "certificate", "deadline": _zulu(deadline)})
+    outcome = yield from wait_round(context, "CertificateMerged", deadline, get_settings().manual_poll_minutes)
+    if outcome == "deadline":
+        yield from record_expired(context, request, "certificate", deadline)
+        return True
+    context.continue_as_new({**request, "wait": {**wait, "deadline": _zulu(deadline),
+                                                 "rounds": wait.get("rounds", 0) + 1}})
+    return False
+
+
+def record_expired(context: df.DurableOrchestrationContext, request: dict, step: str, deadline: datetime):
+    """The wait ended at its deadline: the record says expired (a later POST of the pair starts over)."""
+    error = {"step": step, "status": 0, "code": "DeadlineExceeded",
+             "message": f"nothing happened before the deadline {_zulu(deadline)} "
+                        f"(CERTAUTH_MANUAL_DEADLINE_DAYS): POST the onboarding again to start over"}
+    context.set_custom_status({"step": step, "steps": [], "error": error})
+    yield context.call_activity_with_retry("record_onboarding_state", RECORD_RETRY, {
+        "request": request, "event": "onboarding.expired",
+        "fields": {"Status": "expired", "Step": step, "Error": json.dumps(error)}})
+
+
 @bp.orchestration_trigger(context_name="context")
 def onboarding_orchestrator(context: df.DurableOrchestrationContext):
     """Steps 1-7, each an idempotent activity retried on durable timers; fails fast on permanent errors.
@@ -328,9 +493,9 @@ def onboarding_orchestrator(context: df.DurableOrchestrationContext):
     (minutes for a missing consent, about 12 for the rest), from the step's first transient failure on the
     orchestration clock. It retries itself rather than through call_activity_with_retry, because Python's
     RetryOptions re-sends the same input (a stale `now`) at a fixed interval and retries every exception,
-    permanent ones included. Custom status: {step, steps, attempt, created, retryAt?, waitingFor?}."""
-    # The first replay's time is the run's start on every replay (deterministic): it keys the audit entries.
-    request = {**context.get_input(), "runStartedAt": context.current_utc_datetime.isoformat()}
+    permanent ones included. A certificate from the customer's CA waits for its merge (certificate_wait, one
+    generation per poll). Custom status: {step, steps, attempt, created, retryAt?, waitingFor?}."""
+    request, wait, deadline = wait_state(context.get_input(), context)
     # A consent recorded for this run (the onboarding link's callback): Entra's "not consented" answers then
     # mean "still propagating", retried through the propagation window.
     consented_at = parse_time(request["consentedAt"]) if request.get("consentedAt") else None
@@ -339,30 +504,16 @@ def onboarding_orchestrator(context: df.DurableOrchestrationContext):
 
     def step(name: str, activity: str, extra: dict):
         current["step"] = name
-        first_failure: datetime | None = None
-        attempt = 0
-        while True:
-            attempt += 1
-            context.set_custom_status({"step": name, "steps": [name], "attempt": attempt, "created": created})
-            payload = {"request": request, "now": context.current_utc_datetime.isoformat(), **extra}
-            result = yield context.call_activity(activity, payload)
-            if result.get("ok"):
-                return result
-            error = result["error"]
-            if not result.get("retry"):
-                raise StepFailed(error)
-            now = context.current_utc_datetime
-            first_failure = first_failure or now
-            retry_at = now + failures.backoff(attempt)
-            if retry_at > failures.retry_deadline(error.get("waitingFor"), first_failure, consented_at):
-                raise StepFailed(failures.exhausted(error, attempt, first_failure, now))
-            context.set_custom_status({"step": name, "steps": [name], "attempt": attempt, "created": created,
-                                       "retryAt": _zulu(retry_at),
-                                       "waitingFor": error.get("waitingFor") or failures.TRANSIENT})
-            yield context.create_timer(retry_at)
+        return (yield from run_step(context, request, name, activity, extra, created, consented_at))
 
     try:
         cert = yield from step("certificate", "ensure_certificate", {})
+        if cert.get("pending"):
+            yield from certificate_wait(context, request, wait, deadline, created, cert)
+            return None
+        if wait:  # the certificate came after a wait: the record no longer waits for it
+            yield context.call_activity_with_retry("record_onboarding_state", RECORD_RETRY, {
+                "request": request, "fields": {"Status": "running"}})
         info = cert["certificate"]
         created["certificate"] = {"name": info["name"], "version": info["version"],
                                   "thumbprint": info["thumbprint"], "notAfter": info["not_after"]}
@@ -376,8 +527,14 @@ def onboarding_orchestrator(context: df.DurableOrchestrationContext):
                                {"servicePrincipalId": sp["servicePrincipalId"],
                                 "permissionChanges": consent.get("changes")})
         created["directoryRole"] = role["role"]
+        # The proof's needsAttention (Exchange refuses the role after the propagation window) is a permanent
+        # failure here: the automatic method assigned the role itself, nobody is there to fix it.
         proof = yield from step("proof", "prove_onboarding", {"application": app, "certificate": info})
         summary = {**created, "proofRoles": proof["roles"], "changes": role.get("changes")}
+        if proof.get("exchange"):
+            summary["exchangeProof"] = proof["exchange"]
+            yield context.call_activity_with_retry("record_onboarding_state", RECORD_RETRY, {
+                "request": request, "fields": {"ExchangeProof": json.dumps(proof["exchange"])}})
         yield from step("record", "record_onboarding_completed", {"summary": summary})
     except Exception as exc:  # a step's permanent failure, or anything unexpected: record it, then fail
         error = exc.error if isinstance(exc, StepFailed) else {
@@ -443,7 +600,7 @@ async def ensure_directory_role(payload: dict) -> dict:
 @bp.activity_trigger(input_name="payload")
 def prove_onboarding(payload: dict) -> dict:
     """Step 6: a token with the new certificate whose roles hold every granted permission."""
-    return _onboarding(payload).prove(payload["application"], payload["certificate"])
+    return _onboarding(payload).prove(payload["application"], payload["certificate"], _decided_at(payload))
 
 
 @bp.activity_trigger(input_name="payload")
@@ -457,3 +614,16 @@ def record_onboarding_failure(payload: dict) -> dict:
     """The record says failed, with the step, Graph's error and what exists."""
     return _onboarding(payload).fail(payload["error"], payload["created"])
 
+
+
+@bp.activity_trigger(input_name="payload")
+def record_onboarding_state(payload: dict) -> dict:
+    """Set fields of the record (a waiting status, what a verification found, an expiry), with an audit entry
+    when the payload names an event."""
+    onboarding = _onboarding(payload)
+    now = datetime.now(UTC)
+    onboarding.store.merge_onboarding(onboarding.id, {"UpdatedAt": now, **payload["fields"]})
+    if payload.get("event"):
+        onboarding.store.audit(onboarding.id, payload["event"], now, payload.get("details") or {},
+                               key=onboarding._audit_key(payload.get("auditKey") or payload["event"]))
+    return {"ok": True}

@@ -76,6 +76,25 @@ def provisioner_credential(settings: Settings, tenant_id: str):
     return shared(("provisioner", settings, tenant_id), build)
 
 
+def verifier_credential(settings: Settings, tenant_id: str):
+    """The manual method's read-only identity in a customer tenant: the multi-tenant verifier app
+    (Application.Read.All, Organization.Read.All), authenticated like the onboarding app by the managed
+    identity's federated assertion. A sync credential, shared per process and tenant."""
+    if not settings.verifier_client_id:
+        raise SettingsError("the manual method needs the verifier app: set CERTAUTH_VERIFIER_CLIENT_ID")
+
+    def build():
+        from azure.identity import ClientAssertionCredential
+
+        managed = _managed_identity(settings)
+        exchange_scope = f"{settings.token_exchange_audience}/.default"
+        return ClientAssertionCredential(tenant_id, settings.verifier_client_id,
+                                         lambda: managed.get_token(exchange_scope).token,
+                                         **_identity_options(settings))
+
+    return shared(("verifier", settings, tenant_id), build)
+
+
 def keyvault_signed_assertion(settings: Settings, tenant_id: str, client_id: str, certificate_der: bytes,
                               sign: Callable[[bytes], bytes]) -> Callable[[], str]:
     """A client-assertion factory for the onboarded app: RS256 over SHA-256, signed by `sign` (Key Vault).

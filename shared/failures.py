@@ -8,7 +8,9 @@ Transient:
 - connection errors and timeouts (azure-core's ServiceRequestError / ServiceResponseError, httpx's TransportError,
   ConnectionError, TimeoutError);
 - directory replication: Graph's documented answers about objects just created (GraphError.is_replication);
-- consent or credentials still propagating (the Entra codes below), and the steps' own waits (`Transient`).
+- consent or credentials still propagating (the Entra codes below), and the steps' own waits (`Transient`);
+- Exchange Online's admin API (the Exchange proof, shared/exchange.py): 401 (Exchange.ManageAsApp not in the token
+  yet) and, inside the role-propagation window, 403 with the role message (the role not in the token yet).
 Everything else is permanent, named by the service's code or the exception's type.
 
 Pure Python over exception objects: the SDKs are imported lazily and only to recognise their exceptions.
@@ -20,6 +22,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from .exchange import PERMISSION_FIX, ROLE_FIX, ROLE_NOT_SUPPORTED, ExchangeAdminError
 from .graph import GraphError, graph_error_of
 
 # What a transient failure waits for (the orchestrator's custom status `waitingFor`).
@@ -142,6 +145,20 @@ def _entra(step: str, error: BaseException) -> Failure:
     return _permanent(step, status or 401, code, message)
 
 
+def _exchange(step: str, error: ExchangeAdminError) -> Failure:
+    """Exchange Online's admin API: 401 and the role's 403 wait for replication (the app's grant, its directory role:
+    Exchange reads both from the token, which lags the directory); the rest by status."""
+    if error.status == 401:
+        return _transient(step, REPLICATION, 401, "ExchangeManageAsAppNotInToken", error.message, fix=PERMISSION_FIX)
+    if error.role_not_supported:
+        failure = _transient(step, REPLICATION, 403, ROLE_NOT_SUPPORTED, error.message, fix=ROLE_FIX)
+        if error.retry_until is not None:
+            # The end of the role-propagation window: how long this failure is worth retrying (retry_deadline).
+            failure.error["retryUntil"] = error.retry_until.isoformat()
+        return failure
+    return _by_status(step, error.status, error.code, error.message)
+
+
 def _is_connection_error(error: BaseException) -> bool:
     from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 
@@ -171,6 +188,8 @@ def classify(step: str, error: BaseException) -> Failure:
         if error.status == 0:  # no HTTP answer to classify
             return _permanent(step, 0, error.code, error.message)
         return _by_status(step, error.status, error.code, error.message)
+    if isinstance(error, ExchangeAdminError):
+        return _exchange(step, error)
     if isinstance(error, ClientAuthenticationError):  # an HttpResponseError too: first
         return _entra(step, error)
     if isinstance(error, HttpResponseError):
@@ -199,8 +218,15 @@ def backoff(attempt: int) -> timedelta:
     return timedelta(seconds=BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1])
 
 
-def retry_deadline(waiting_for: str | None, first_failure: datetime, consented_at: datetime | None = None) -> datetime:
-    """Until when a step whose first transient failure was at `first_failure` keeps retrying."""
+def retry_deadline(waiting_for: str | None, first_failure: datetime, consented_at: datetime | None = None,
+                   retry_until: datetime | str | None = None) -> datetime:
+    """Until when a step whose first transient failure was at `first_failure` keeps retrying. A failure that says
+    until when it is worth retrying (the error's `retryUntil`: the Exchange proof's role-propagation window) is
+    retried until one attempt after that, so that the step itself reports the end of its window."""
+    if retry_until is not None:
+        until = datetime.fromisoformat(retry_until.replace("Z", "+00:00")) if isinstance(retry_until, str) \
+            else retry_until
+        return max(first_failure + RETRY_BUDGET, until + backoff(len(BACKOFF_SECONDS)))
     if waiting_for != CONSENT:
         return first_failure + RETRY_BUDGET
     deadline = first_failure + CONSENT_BUDGET
@@ -214,5 +240,5 @@ def exhausted(error: dict, attempts: int, first_failure: datetime, now: datetime
     minutes = max(1, round((now - first_failure).total_seconds() / 60))
     tried = f"still failing after {attempts} attempts in {minutes} min: {error['message']}"
     message = f"{error['fix']} ({tried})" if error.get("fix") else tried
-    final = {key: value for key, value in error.items() if key != "waitingFor"}
+    final = {key: value for key, value in error.items() if key not in ("waitingFor", "retryUntil")}
     return {**final, "message": message[:MAX_MESSAGE]}

@@ -402,6 +402,11 @@ async def certificate_lifetime_cap(settings: Settings, tenant_id: str) -> timede
     return None
 
 
+def odata_string(value: str) -> str:
+    """`value` as an OData string literal ($filter): in single quotes, each single quote doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _guid(value: str) -> str:
     """A GUID in canonical form (raises ValueError otherwise): the only thing put into an OData filter."""
     return str(uuid.UUID(value))

@@ -1,4 +1,5 @@
-"""Key Vault: the onboarding certificate (create or reuse), its public part, and signing with its key.
+"""Key Vault: the onboarding certificate (create or reuse, import a customer's PFX, or a CSR for the customer's
+CA and the merge of its signed certificate), its public part, and signing with its key.
 
 The private key of a non-exportable certificate never leaves the vault: client assertions and
 proof-of-possession tokens are signed with the key's `sign` operation. Nothing returned here holds
@@ -23,8 +24,102 @@ NAME_RULE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")  # Key Vault object names
 CREATION_WAIT_SECONDS = 30.0
 
 
+MIN_RSA_KEY_SIZE = 2048  # DESIGN.md: RSA 2048+
+
+
 class CreationPending(Exception):
     """The certificate is being created; try again later."""
+
+
+class CertificateRejected(ValueError):
+    """The customer's certificate (a PFX to import, a signed certificate to merge) cannot be used: a 400 that names
+    the request's `field` and the problem; `code` is Key Vault's error code when Key Vault refused it."""
+
+    def __init__(self, field: str, rule: str, code: str = "InvalidCertificate") -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field, self.rule, self.code = field, rule, code
+
+
+class NothingPending(Exception):
+    """No CSR of this certificate waits for a signed certificate."""
+
+
+@dataclass(frozen=True)
+class CsrState:
+    """The certificate's last create operation, as far as a CSR for the customer's CA goes."""
+
+    status: str          # "pending" (the CSR waits for its certificate), "merged", or "none"
+    csr_der: bytes | None = None
+
+
+def _spki(public_key) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def check_pfx(pfx: bytes, password: str, now: datetime):
+    """The PFX's leaf certificate if Key Vault can use it for certauth: it opens with the password, holds an RSA
+    private key of at least MIN_RSA_KEY_SIZE bits with its certificate, and that certificate is valid at `now`
+    (the wall clock). CertificateRejected naming the problem otherwise. Nothing here logs the PFX or password."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    try:
+        key, certificate, _chain = pkcs12.load_key_and_certificates(pfx, password.encode() or None)
+    except ValueError:
+        try:  # a PFX without a password reads with None; one sealed with "" may need b""
+            key, certificate, _chain = pkcs12.load_key_and_certificates(pfx, password.encode())
+        except ValueError:
+            raise CertificateRejected("certificate.password", "does not open the PFX (wrong password), or "
+                                      "certificate.pfx is not a PKCS#12 file", "WrongPasswordOrNotPfx") from None
+    if key is None:
+        raise CertificateRejected("certificate.pfx", "holds no private key: export the PFX with its private key "
+                                  "(Export-PfxCertificate, or openssl pkcs12 -export -inkey)", "NoPrivateKey")
+    if certificate is None:
+        raise CertificateRejected("certificate.pfx", "holds no certificate for its private key", "NoCertificate")
+    if _spki(key.public_key()) != _spki(certificate.public_key()):
+        raise CertificateRejected("certificate.pfx", "holds a private key that does not belong to its certificate",
+                                  "KeyMismatch")
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise CertificateRejected("certificate.pfx", f"holds a {type(key).__name__.removesuffix('PrivateKey')} "
+                                  f"key: certauth needs RSA of at least {MIN_RSA_KEY_SIZE} bits", "WeakKey")
+    if key.key_size < MIN_RSA_KEY_SIZE:
+        raise CertificateRejected("certificate.pfx", f"holds an RSA key of {key.key_size} bits: at least "
+                                  f"{MIN_RSA_KEY_SIZE} are required", "WeakKey")
+    if certificate.not_valid_after_utc <= now:
+        raise CertificateRejected("certificate.pfx", f"holds a certificate that expired on "
+                                  f"{_iso(certificate.not_valid_after_utc)}", "CertificateExpired")
+    if certificate.not_valid_before_utc > now:
+        raise CertificateRejected("certificate.pfx", f"holds a certificate that is not valid before "
+                                  f"{_iso(certificate.not_valid_before_utc)}", "CertificateNotYetValid")
+    return certificate
+
+
+def read_certificates(data: bytes) -> list:
+    """The certificates of an upload: PEM (one or a chain) or one DER certificate. CertificateRejected otherwise."""
+    from cryptography import x509
+
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificates(data)
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError:
+        raise CertificateRejected("body", "must be an X.509 certificate, PEM or DER", "InvalidCertificate") from None
+
+
+def csr_pem(csr_der: bytes) -> str:
+    """A PKCS#10 request (DER) as PEM."""
+    text = base64.encodebytes(csr_der).decode().replace("\n", "")
+    lines = [text[i:i + 64] for i in range(0, len(text), 64)]
+    return "-----BEGIN CERTIFICATE REQUEST-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE REQUEST-----\n"
+
+
+def _refusal(error, field: str) -> CertificateRejected:
+    """Key Vault's 400 to an import or merge as a 400 naming the request's field, with Key Vault's code."""
+    code = getattr(getattr(error, "error", None), "code", None) or "BadParameter"
+    message = getattr(getattr(error, "error", None), "message", None) or str(error.message)
+    return CertificateRejected(field, f"Key Vault refused it: {message}", code)
 
 
 @dataclass(frozen=True)
@@ -173,6 +268,121 @@ class CertificateVault:
             raise CreationPending(f"Key Vault is still creating certificate {name} (started by an earlier attempt)")
         self._certificates.delete_certificate_operation(name)
         raise CreationPending(f"certificate {name}: the earlier creation ended {status or 'unknown'}; cleared")
+
+    def import_pfx(self, name: str, pfx: bytes, password: str, now: datetime) -> tuple[CertificateInfo, bool]:
+        """Import the customer's PFX as a NON-exportable certificate (checked locally first, see check_pfx).
+        Returns (info, imported): a PFX whose certificate is already the current version is not imported again."""
+        from azure.core.exceptions import HttpResponseError
+        from azure.keyvault.certificates import (
+            CertificateContentType,
+            CertificatePolicy,
+            CertificatePolicyAction,
+            KeyType,
+            LifetimeAction,
+        )
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        if not NAME_RULE.match(name):
+            raise ValueError(f"certificate name {name!r} breaks Key Vault's rule: 1-127 of 0-9 a-z A-Z -")
+        leaf = check_pfx(pfx, password, now)
+        thumbprint = hashlib.sha1(leaf.public_bytes(Encoding.DER)).hexdigest().upper()
+        existing = self.current(name)
+        if existing is not None and existing.thumbprint == thumbprint and not existing.exportable:
+            return existing, False
+        policy = CertificatePolicy(
+            issuer_name="Unknown", key_type=KeyType.rsa, key_size=leaf.public_key().key_size, exportable=False,
+            reuse_key=False, content_type=CertificateContentType.pkcs12,
+            # Key Vault cannot renew a certificate it did not issue; it tells the vault's contacts instead.
+            lifetime_actions=[LifetimeAction(CertificatePolicyAction.email_contacts, lifetime_percentage=80)])
+        try:
+            certificate = self._certificates.import_certificate(name, pfx, password=password or None, policy=policy)
+        except HttpResponseError as error:
+            if error.status_code == 400:
+                raise _refusal(error, "certificate.pfx") from None
+            raise
+        log.info("imported certificate %s version %s (thumbprint %s)", name, certificate.properties.version,
+                 thumbprint)
+        return _info(certificate, False), True
+
+    def csr_state(self, name: str) -> CsrState:
+        """Whether the certificate's last operation is a CSR for the customer's CA, waiting or merged."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            operation = self._certificates.get_certificate_operation(name)
+        except ResourceNotFoundError:
+            return CsrState("none")
+        if (operation.issuer_name or "").lower() != "unknown":
+            return CsrState("none")
+        status = (operation.status or "").lower()
+        if status == "inprogress" and operation.csr:
+            return CsrState("pending", bytes(operation.csr))
+        if status == "completed":
+            return CsrState("merged", bytes(operation.csr) if operation.csr else None)
+        return CsrState("none")
+
+    def request_csr(self, name: str, subject: str, validity_months: int, key_size: int) -> bytes:
+        """Let Key Vault create a non-exportable key and a CSR for it (issuer Unknown): the customer's CA signs
+        it and :meth:`merge` completes the certificate. Returns the CSR (DER)."""
+        from azure.core.exceptions import HttpResponseError
+        from azure.keyvault.certificates import (
+            CertificateContentType,
+            CertificatePolicy,
+            CertificatePolicyAction,
+            KeyType,
+            LifetimeAction,
+        )
+
+        if not NAME_RULE.match(name):
+            raise ValueError(f"certificate name {name!r} breaks Key Vault's rule: 1-127 of 0-9 a-z A-Z -")
+        policy = CertificatePolicy(
+            issuer_name="Unknown", subject=subject, validity_in_months=validity_months, key_type=KeyType.rsa,
+            key_size=key_size, exportable=False, reuse_key=False, content_type=CertificateContentType.pkcs12,
+            lifetime_actions=[LifetimeAction(CertificatePolicyAction.email_contacts, lifetime_percentage=80)])
+        try:
+            # For issuer Unknown the SDK's poller ends at once: the operation waits for the merge.
+            self._certificates.begin_create_certificate(name, policy=policy).wait()
+        except HttpResponseError as error:
+            if error.status_code == 409 and "deleted but recoverable" in str(error.message).lower():
+                self._certificates.begin_recover_deleted_certificate(name).wait()
+                raise CreationPending(f"certificate {name} was soft-deleted; recovered it") from None
+            if error.status_code != 409:
+                raise
+        state = self.csr_state(name)
+        if state.status != "pending" or state.csr_der is None:
+            raise CreationPending(f"Key Vault has no CSR for certificate {name} yet")
+        log.info("requested a CSR for certificate %s", name)
+        return state.csr_der
+
+    def merge(self, name: str, upload: bytes) -> CertificateInfo:
+        """Merge the certificate the customer's CA signed for the pending CSR, after checking that it is for the
+        CSR's key (CertificateRejected if not; NothingPending when no CSR waits)."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        certificates = read_certificates(upload)
+        state = self.csr_state(name)
+        if state.status != "pending" or state.csr_der is None:
+            raise NothingPending(f"no CSR of certificate {name} waits for a signed certificate")
+        wanted = _spki(x509.load_der_x509_csr(state.csr_der).public_key())
+        leaves = [c for c in certificates if _spki(c.public_key()) == wanted]
+        if not leaves:
+            raise CertificateRejected("body", "is a certificate for another key than the CSR's: sign the CSR of GET "
+                                      "/api/onboardings/{id}/csr", "CertificateKeyMismatch")
+        chain = leaves[:1] + [c for c in certificates if c is not leaves[0]]
+        try:
+            certificate = self._certificates.merge_certificate(name, [c.public_bytes(Encoding.DER) for c in chain])
+        except ResourceNotFoundError:
+            raise NothingPending(f"no CSR of certificate {name} waits for a signed certificate") from None
+        except HttpResponseError as error:
+            if error.status_code == 400:
+                raise _refusal(error, "body") from None
+            if error.status_code in (403, 409):
+                raise NothingPending(f"certificate {name}: {error.message}") from None
+            raise
+        log.info("merged certificate %s version %s", name, certificate.properties.version)
+        return _info(certificate, False)
 
     def sign(self, key_id: str, algorithm: str, digest: bytes) -> bytes:
         """Sign a digest with the certificate's key inside the vault (RS256 or PS256)."""

@@ -6,6 +6,8 @@ A request that fails validation is answered 400 with one message per problem, ea
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import uuid
 from datetime import timedelta
@@ -16,6 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import catalog
 
 MAX_BODY_BYTES = 16 * 1024
+# A request that imports a PFX may be larger: a PFX with its chain is tens of KiB (base64 adds a third). This limit
+# applies only when the body carries certificate.pfx; every other request keeps MAX_BODY_BYTES.
+MAX_PFX_BODY_BYTES = 256 * 1024
+MAX_PFX_BASE64_LENGTH = MAX_PFX_BODY_BYTES
+PFX_PASSWORD_MAX_LENGTH = 1024
 MAILBOX_MAX_LENGTH = 254  # RFC 5321 path limit
 # A service mailbox is an Exchange address. Exchange's alias rule (learn.microsoft.com/powershell/module/exchange/
 # set-mailbox, -Alias): letters, digits and ! # $ % & ' * + - / = ? ^ _ ` { | } ~, periods surrounded by other valid
@@ -81,18 +88,73 @@ def exchange_address(value: str) -> str:
     return value.lower()
 
 
+class FieldProblem(ValueError):
+    """A model-level rule broken by one field: the 400 names `field` (camelCase, under the model's path)."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(rule)
+        self.field = field
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False, frozen=True)
 
 
 class CertificateOptions(_Strict):
-    """Options of the Key Vault certificate created for an onboarding."""
+    """The request's certificate, one of three variants (mutually exclusive): a Key Vault certificate
+    `{validityMonths, keySize, exportable}` (the default), the customer's PFX `{pfx, password}`, imported as a
+    non-exportable certificate, or `{issuer: "customer"}`, a Key Vault key and CSR for the customer's own CA."""
 
     # None: the product picks (DEFAULT_VALIDITY_MONTHS, or less where the tenant's app management policy caps
     # certificate lifetimes; see validity_months_for).
     validity_months: int | None = Field(None, alias="validityMonths", ge=1, le=MAX_VALIDITY_MONTHS, strict=True)
     key_size: Literal[2048, 3072, 4096] = Field(2048, alias="keySize")
     exportable: bool = Field(False, strict=True)
+    # The PFX and its password are imported by the HTTP trigger and go no further (never into orchestration
+    # input, Table Storage or logs); repr=False keeps them out of any repr of the request.
+    pfx: str | None = Field(None, max_length=MAX_PFX_BASE64_LENGTH, strict=True, repr=False)
+    password: str | None = Field(None, max_length=PFX_PASSWORD_MAX_LENGTH, strict=True, repr=False)
+    issuer: Literal["customer"] | None = None
+
+    @field_validator("pfx")
+    @classmethod
+    def _pfx_is_base64(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                decoded = base64.b64decode("".join(value.split()), validate=True)
+            except ValueError:
+                raise ValueError("must be the PFX (PKCS#12) file in base64") from None
+            if not decoded:
+                raise ValueError("must be the PFX (PKCS#12) file in base64, not empty")
+        return value
+
+    @model_validator(mode="after")
+    def _one_variant(self) -> CertificateOptions:
+        key_vault = sorted(ALIASES[name] for name in self.model_fields_set
+                           if name in ("validity_months", "key_size", "exportable"))
+        if self.pfx is not None and self.issuer is not None:
+            raise FieldProblem("issuer", "must not be given with pfx: import a PFX, or ask for a CSR, not both")
+        chosen = "pfx" if self.pfx is not None else "issuer" if self.issuer is not None else None
+        if chosen and key_vault:
+            raise FieldProblem(key_vault[0], f"must not be given with {chosen}: {', '.join(key_vault)} only apply "
+                               "to a certificate that Key Vault creates and signs itself")
+        if self.pfx is not None and self.password is None:
+            raise FieldProblem("password", "is required with pfx (an empty string for a PFX without one)")
+        if self.pfx is None and self.password is not None:
+            raise FieldProblem("password", "is only allowed with pfx")
+        return self
+
+    @property
+    def source(self) -> str:
+        """Where the certificate comes from (the record's CertificateSource)."""
+        return "imported" if self.pfx is not None else "customerCa" if self.issuer is not None else "keyVault"
+
+    def pfx_bytes(self) -> bytes:
+        """The PFX file (validated base64)."""
+        return base64.b64decode("".join((self.pfx or "").split()))
+
+
+ALIASES = {"validity_months": "validityMonths", "key_size": "keySize", "exportable": "exportable"}
 
 
 class OnboardingRequest(_Strict):
@@ -162,18 +224,34 @@ def describe_validation_error(error: ValidationError) -> list[dict[str, str]]:
     problems = []
     for item in error.errors(include_url=False):
         rule = item["msg"].removeprefix("Value error, ")
+        loc = item["loc"]
+        cause = (item.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldProblem):
+            loc = (*loc, cause.field)
         if item["type"] == "extra_forbidden":
             rule = "is not a known field"
         elif item["type"] == "missing":
             rule = "is required"
-        problems.append({"field": _field_path(item["loc"]), "rule": rule})
+        problems.append({"field": _field_path(loc), "rule": rule})
     return problems
+
+
+def _imports_pfx(body: bytes) -> bool:
+    """Whether a body is a JSON object whose certificate carries a pfx (the one case of the larger limit)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return False
+    certificate = parsed.get("certificate") if isinstance(parsed, dict) else None
+    return isinstance(certificate, dict) and isinstance(certificate.get("pfx"), str)
 
 
 def parse_onboarding_request(body: bytes) -> OnboardingRequest:
     """Validate the raw body of POST /api/onboardings (size, JSON, fields) or raise RequestError."""
-    if len(body) > MAX_BODY_BYTES:
-        raise RequestError([{"field": "body", "rule": f"must be at most {MAX_BODY_BYTES} bytes"}])
+    if len(body) > MAX_BODY_BYTES and not (len(body) <= MAX_PFX_BODY_BYTES and _imports_pfx(body)):
+        rule = (f"must be at most {MAX_BODY_BYTES} bytes ({MAX_PFX_BODY_BYTES} bytes when it imports a PFX, "
+                "certificate.pfx)")
+        raise RequestError([{"field": "body", "rule": rule}])
     if not body.strip():
         raise RequestError([{"field": "body", "rule": "must be a JSON object"}])
     try:

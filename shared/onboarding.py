@@ -30,7 +30,7 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 
-from . import catalog
+from . import catalog, exchange
 from .credentials import keyvault_signed_assertion, onboarded_app_credential
 from .failures import REPLICATION, Permanent, Transient, classify
 from .graph import Directory, GraphError, directory_for
@@ -51,6 +51,10 @@ LIFETIME_POLICY_CODE = "CredentialInvalidLifetimeAsPerAppPolicy"
 # Graph's limit on an application's displayName (learn.microsoft.com/graph/api/resources/application, displayName).
 DISPLAY_NAME_MAX_LENGTH = 256
 
+
+# The policy validity of a CSR's certificate (the customer's CA decides the real one; Key Vault's lifetime action
+# counts from it).
+DEFAULT_CSR_VALIDITY_MONTHS = 12
 
 # What Changes says when a run changed nothing (the record's `Changes`, the status body's `changes`).
 NO_CHANGES = {"permissionsAdded": [], "permissionsRemoved": [], "directoryRoleAdded": None,
@@ -176,13 +180,37 @@ class Onboarding:
     # -- 1. certificate -------------------------------------------------------------------------------------
     @step_outcome("certificate")
     def ensure_certificate(self, now: datetime) -> dict:
-        """Create (or reuse) the Key Vault certificate; returns its public facts."""
+        """Create (or reuse) the Key Vault certificate, reuse the PFX the HTTP trigger imported, or, for the
+        customer's CA, the certificate merged into Key Vault's CSR; returns its public facts. While a CSR waits
+        for its certificate: {"ok": True, "pending": "certificate", "csr": True} and Status waitingForCertificate."""
         options = self.request["certificate"]
         vault = self._vault()
+        name = certificate_name(self.id)
+        source = "imported" if options.get("imported") else "customerCa" if options.get("issuer") else "keyVault"
+        extra: dict = {"CertificateSource": source}
         try:
-            info, created = vault.ensure(
-                certificate_name(self.id), certificate_subject(self.settings, self.mailbox),
-                options["validityMonths"], options["keySize"], options["exportable"], now)
+            if source == "imported":
+                info, created = vault.current(name), False
+                if info is None:
+                    raise Permanent(404, "ImportedCertificateNotFound", f"the imported certificate {name} is not in "
+                                    "Key Vault", fix="POST the onboarding again with certificate.pfx")
+            elif source == "customerCa":
+                state = vault.csr_state(name)
+                info = vault.current(name) if state.status == "merged" else None
+                created = False
+                if info is None:
+                    if state.status != "pending":
+                        vault.request_csr(name, certificate_subject(self.settings, self.mailbox),
+                                          options.get("validityMonths") or DEFAULT_CSR_VALIDITY_MONTHS,
+                                          options.get("keySize") or 2048)
+                    self.progress("certificate", {"Status": "waitingForCertificate", "CertificateName": name,
+                                                  **extra}, "certificate.csrRequested", {"CertificateName": name})
+                    return {"ok": True, "pending": "certificate", "csr": True}
+                extra["Status"] = "running"  # the merged certificate ends the wait
+            else:
+                info, created = vault.ensure(
+                    name, certificate_subject(self.settings, self.mailbox),
+                    options["validityMonths"], options["keySize"], options["exportable"], now)
         except CreationPending as pending:
             raise Transient(str(pending), code="CertificateCreationPending") from None
         self.store.upsert_certificate(self.id, {
@@ -190,7 +218,7 @@ class Onboarding:
             "Version": info.version, "Thumbprint": info.thumbprint, "NotBefore": parse_time(info.not_before),
             "NotAfter": parse_time(info.not_after), "Exportable": info.exportable})
         self.progress("certificate", {"CertificateName": info.name, "Thumbprint": info.thumbprint,
-                                           "NotAfter": parse_time(info.not_after)},
+                                           "NotAfter": parse_time(info.not_after), **extra},
                       "certificate.created" if created else "certificate.reused", {"Thumbprint": info.thumbprint})
         return {"ok": True, "certificate": info.to_json(), "created": created}
 
@@ -370,8 +398,11 @@ class Onboarding:
 
     # -- 6. proof ------------------------------------------------------------------------------------------
     @step_outcome("proof")
-    def prove(self, application: dict, certificate: dict) -> dict:
-        """Get app-only tokens with the new certificate (signed in Key Vault) and check their roles."""
+    def prove(self, application: dict, certificate: dict, now: datetime | None = None) -> dict:
+        """Get app-only tokens with the new certificate (signed in Key Vault) and check their roles; then the
+        Exchange proof (shared/exchange.py) of the directory role. `now` is the orchestration's time of this attempt
+        (the role-propagation window is measured on that clock). The result's `exchange` says what Exchange proved;
+        a role Exchange still refuses after the window gives {"ok": False, "needsAttention": [...], "error"}."""
         import jwt
 
         info = CertificateInfo(**certificate)
@@ -394,8 +425,46 @@ class Onboarding:
             missing += [p.value for p in permissions if p.value not in claims.get("roles", [])]
         if missing:
             raise Transient(f"token roles do not include {sorted(missing)} yet", REPLICATION, "RolesNotInTokenYet")
-        self.progress("proof", {"ProofRoles": json.dumps(roles)}, "proof.succeeded", {"Roles": json.dumps(roles)})
-        return {"ok": True, "roles": roles}
+        proof = self._exchange_proof(credential, now or datetime.now(UTC))
+        if not proof.get("ok", True):
+            return proof
+        self.progress("proof", {"ProofRoles": json.dumps(roles), "ExchangeProof": json.dumps(proof),
+                                "ExchangeRoleRefusedSince": ""},
+                      "proof.succeeded", {"Roles": json.dumps(roles), "ExchangeProof": proof["outcome"]})
+        return {"ok": True, "roles": roles, "exchange": proof}
+
+    def _exchange_proof(self, credential, now: datetime) -> dict:
+        """The Exchange proof's outcome {"outcome", "detail"}, or the needs-attention result once Exchange has
+        refused the role for the whole role-propagation window. `credential` is this attempt's own (a new token:
+        Exchange reads the role from the token). The window starts at the run's first refusal, kept in the record
+        (`ExchangeRoleRefusedSince`, with the run it belongs to) so that every attempt measures from it."""
+        planned = exchange.proof_plan(self.profile, self.request.get("directoryRole"))
+        if planned is not None:
+            return planned
+        try:
+            exchange.get_organization_config(self.settings, self.tenant_id, credential)
+        except exchange.ExchangeAdminError as error:
+            if not error.role_not_supported:
+                raise
+            run = self.request.get("runStartedAt", "")
+            stored = self.store.get_onboarding(self.id)
+            since = _loads_dict((stored.entity if stored else {}).get("ExchangeRoleRefusedSince"))
+            if since.get("run") == run and since.get("at"):
+                first_refused = parse_time(since["at"])
+            else:
+                first_refused = now
+                self.store.merge_onboarding(self.id, {"ExchangeRoleRefusedSince": json.dumps(
+                    {"run": run, "at": now.isoformat()})})
+            if exchange.within_role_window(first_refused, now):
+                error.retry_until = first_refused + exchange.ROLE_PROPAGATION_WINDOW
+                raise
+            result = exchange.role_needs_attention(error, first_refused, now)
+            log.error("onboarding %s: %s", self.id, result["error"]["message"])
+            # A later verify (or run) starts a new window: the admin may just have assigned the role.
+            self.progress("proof", {"ExchangeProof": json.dumps(exchange.REFUSED), "ExchangeRoleRefusedSince": ""},
+                          "proof.exchangeRoleRefused", {"Error": json.dumps(result["error"])})
+            return result
+        return dict(exchange.PROVEN)
 
     @step_outcome("record")
     def complete(self, summary: dict) -> dict:
@@ -414,6 +483,15 @@ class Onboarding:
                                                          "Error": json.dumps(error), "Created": json.dumps(created)})
         self.store.audit(self.id, "onboarding.failed", now, {"Error": json.dumps(error)}, key=self._audit_key("failed"))
         return {"ok": True}
+
+
+def _loads_dict(text: str | None) -> dict:
+    """A record's JSON field as a dict ({} when absent or unreadable)."""
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _resource_uri(settings: Settings, resource_app_id: str) -> str:

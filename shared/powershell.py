@@ -43,6 +43,8 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from .graph import odata_string
+
 REQUIRED_MODULES = ("Microsoft.Graph.Applications", "Microsoft.Graph.Identity.Governance")
 # Delegated scopes the script signs in with: the app and its service principal, the app role assignments
 # (admin consent), and the directory role only when one is asked.
@@ -84,11 +86,6 @@ def string_expression(value: str) -> str:
     if not pieces or not pieces[0].startswith("'"):
         pieces.insert(0, "''")
     return " + ".join(pieces)
-
-
-def odata_string(value: str) -> str:
-    """`value` as an OData string literal ($filter): in single quotes, each single quote doubled."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 # -- validation -----------------------------------------------------------------------------------------

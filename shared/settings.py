@@ -38,17 +38,24 @@ ENV_NAMES: Mapping[str, str] = {
     "instance_discovery": "AZURE_INSTANCE_DISCOVERY",
     "graph_resource": "GRAPH_RESOURCE",
     "exchange_resource": "EXCHANGE_RESOURCE",
+    "exchange_admin_url": "EXCHANGE_ADMIN_URL",
     "token_exchange_audience": "TOKEN_EXCHANGE_AUDIENCE",
     "public_base_url": "CERTAUTH_PUBLIC_BASE_URL",
     "signing_key_secret": "CERTAUTH_SIGNING_KEY_SECRET",
     "status_token_days": "CERTAUTH_STATUS_TOKEN_DAYS",
     "allow_exportable_keys": "CERTAUTH_ALLOW_EXPORTABLE_KEYS",
+    "verifier_client_id": "CERTAUTH_VERIFIER_CLIENT_ID",
+    "manual_poll_minutes": "CERTAUTH_MANUAL_POLL_MINUTES",
+    "manual_deadline_days": "CERTAUTH_MANUAL_DEADLINE_DAYS",
 }
 _BOOLEAN_FIELDS = frozenset({"keyvault_verify_challenge_resource", "instance_discovery", "allow_exportable_keys"})
-_INTEGER_FIELDS = frozenset({"status_token_days"})
+_INTEGER_FIELDS = frozenset({"status_token_days", "manual_poll_minutes", "manual_deadline_days"})
 # Key Vault object names (learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates).
 _VAULT_NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 MAX_STATUS_TOKEN_DAYS = 365
+# The manual method's wait for the admin: a poll at least every day, a deadline of at most a year.
+MAX_MANUAL_POLL_MINUTES = 1440
+MAX_MANUAL_DEADLINE_DAYS = 365
 TABLES_CONNECTION_FALLBACK = "AzureWebJobsStorage"
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -82,6 +89,9 @@ class Settings:
     # e.g. https://graph.microsoft.us, https://outlook.office365.us and api://AzureADTokenExchangeUSGov in US Gov.
     graph_resource: str = "https://graph.microsoft.com"
     exchange_resource: str = "https://outlook.office365.com"
+    # Exchange Online's admin API, for the Exchange proof (the origin of /adminapi/beta/{tenant}/InvokeCommand), e.g.
+    # https://outlook.office365.us in US Gov. Only the address: the token scope is always exchange_resource.
+    exchange_admin_url: str = "https://outlook.office365.com"
     token_exchange_audience: str = "api://AzureADTokenExchange"
     # The public root of the product's URLs (API Management, a custom domain), e.g. https://api.contoso.com:
     # status links are {public_base_url}/api/onboardings/... Unset: a 202's Location follows the request's URL.
@@ -91,9 +101,15 @@ class Settings:
     status_token_days: int = 30
     # Exportable private keys (a PFX in the vault) are opt-in for the operator, not for any caller.
     allow_exportable_keys: bool = False
+    # The manual method's read-only verifier (Application.Read.All, Organization.Read.All): the product's second
+    # multi-tenant app, federated with the managed identity like the onboarding app.
+    verifier_client_id: str | None = None
+    # How often the manual method checks the tenant by itself while it waits for the admin, and for how long.
+    manual_poll_minutes: int = 10
+    manual_deadline_days: int = 7
 
     def __post_init__(self) -> None:
-        for name in ("graph_base_url", "authority_host", "key_vault_url", "public_base_url"):
+        for name in ("graph_base_url", "authority_host", "key_vault_url", "public_base_url", "exchange_admin_url"):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -110,6 +126,12 @@ class Settings:
         if not isinstance(self.status_token_days, int) or not 1 <= self.status_token_days <= MAX_STATUS_TOKEN_DAYS:
             raise SettingsError(f"{ENV_NAMES['status_token_days']} must be a whole number of days from 1 to "
                                 f"{MAX_STATUS_TOKEN_DAYS}, got {self.status_token_days!r}")
+        for name, most, unit in (("manual_poll_minutes", MAX_MANUAL_POLL_MINUTES, "minutes"),
+                                 ("manual_deadline_days", MAX_MANUAL_DEADLINE_DAYS, "days")):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 1 <= value <= most:
+                raise SettingsError(f"{ENV_NAMES[name]} must be a whole number of {unit} from 1 to {most}, "
+                                    f"got {value!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

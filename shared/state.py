@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 ONBOARDINGS = "certauthOnboardings"
 CERTIFICATES = "certauthCertificates"
 AUDIT = "certauthAudit"
+# Where an onboarding's certificate comes from (record field CertificateSource, written by the certificate step).
+CERTIFICATE_SOURCES = ("keyVault", "imported", "customerCa")
 MAX_ETAG_RETRIES = 5
 
 

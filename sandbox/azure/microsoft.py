@@ -1256,6 +1256,14 @@ KEYVAULT_ERRORS: Final[dict[str, KeyVaultErrorFact]] = {
         "OBSERVED for PATCH /pending; for merge UNCONFIRMED"),
 }
 
+# Certificate import (certificates/import-certificate): a PFX that does not open with `pwd` or holds no private key is
+# refused with 400 BadParameter (the simulator's load_import; "The specified PKCS#12 X.509 certificate content can
+# not be read..." OBSERVED in damienbod/AspNetCoreCertificates#38). Deliberately NOT enforced, because Microsoft does
+# not document them as import errors: a key weaker than RSA 2048 (Azure Policy's built-in "Certificates using RSA
+# cryptography should have the specified minimum key size", github.com/Azure/azure-policy built-in-policies/
+# policyDefinitions/Key Vault/Certificates_RSA_MinimumKeySize.json, exists to deny what the vault itself accepts) and
+# an expired certificate (the REST page says "an existing valid certificate" without an error for it). UNCONFIRMED;
+# the product checks both itself before it imports.
 
 # --- Key Vault: api-versions, lifetime actions, soft delete and purge protection -------------------------------
 

@@ -23,7 +23,7 @@ def product_env(simulator, azurite, monkeypatch):
         "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE": "false", "AZURE_INSTANCE_DISCOVERY": "false",
         "CERTAUTH_PROVISIONER_CLIENT_ID": simulator.home["consentApp"]["clientId"],
         "CERTAUTH_HOME_TENANT_ID": info["homeTenantId"], "IDENTITY_ENDPOINT": info["identityEndpoint"],
-        "IDENTITY_HEADER": info["identityHeader"],
+        "IDENTITY_HEADER": info["identityHeader"], "EXCHANGE_ADMIN_URL": info["exchangeUrl"],
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from sandbox import faketime
 
@@ -64,3 +65,35 @@ def test_without_removes_only_what_libfaketime_added(tmp_path):
     assert faked["LD_PRELOAD"].split(":")[1:] == ["libother.so"]
     assert faked[faketime.TIMESTAMP_FILE] == str((tmp_path / faketime.CLOCK_FILE).resolve())
     assert faketime.without(faked) == base
+
+
+# Threads reading the wall clock while another thread sleeps and the clock file changes: the race that makes
+# the PyPI package's prebuilt (non-MT) library return real time now and then.
+RACE = ("import os, threading, time, sys\n"
+        "from sandbox import faketime\n"
+        "floor, clock = float(sys.argv[1]), sys.argv[2]\n"
+        "low, done = [], threading.Event()\n"
+        "def read():\n"
+        "    while not done.is_set():\n"
+        "        if time.time() < floor:\n"
+        "            low.append(1)\n"
+        "threads = [threading.Thread(target=read) for _ in range(2)]\n"
+        "[t.start() for t in threads]\n"
+        "for i in range(60):\n"
+        "    time.sleep(0.001)\n"
+        "    faketime.write_offset(clock, 40 * 86400 + i)\n"
+        "done.set()\n"
+        "[t.join() for t in threads]\n"
+        "print(len(low))\n")
+
+
+def test_threads_reading_the_clock_never_see_real_time(tmp_path):
+    clock = tmp_path / faketime.CLOCK_FILE
+    faketime.write_offset(clock, 40 * 86400)
+    real = json.loads(subprocess.run([sys.executable, "-c", "import time; print(time.time())"],
+                                     env=faketime.without(), capture_output=True, text=True, check=True).stdout)
+    env = dict(faketime.environment(clock, faketime.without()), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    answer = subprocess.run([sys.executable, "-c", RACE, str(real + 39 * 86400), str(clock)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.strip() == "0", "a thread read real time instead of the sandbox clock"

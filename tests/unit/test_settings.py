@@ -199,3 +199,44 @@ def test_bad_status_link_and_signing_settings_are_refused(env: pytest.MonkeyPatc
     env.setenv(name, value)
     with pytest.raises(SettingsError, match=name):
         get_settings()
+
+
+def test_manual_method_settings(env: pytest.MonkeyPatch) -> None:
+    s = get_settings()
+    assert (s.verifier_client_id, s.manual_poll_minutes, s.manual_deadline_days) == (None, 10, 7)
+    get_settings.cache_clear()
+    env.setenv("CERTAUTH_VERIFIER_CLIENT_ID", "6f1c2b1e-8a3d-4f55-9c0e-0d9a7f3b2c11")
+    env.setenv("CERTAUTH_MANUAL_POLL_MINUTES", "30")
+    env.setenv("CERTAUTH_MANUAL_DEADLINE_DAYS", "14")
+    s = get_settings()
+    assert (s.verifier_client_id, s.manual_poll_minutes, s.manual_deadline_days) == (
+        "6f1c2b1e-8a3d-4f55-9c0e-0d9a7f3b2c11", 30, 14)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("CERTAUTH_MANUAL_POLL_MINUTES", "0"), ("CERTAUTH_MANUAL_POLL_MINUTES", "1441"),
+    ("CERTAUTH_MANUAL_POLL_MINUTES", "ten"), ("CERTAUTH_MANUAL_DEADLINE_DAYS", "0"),
+    ("CERTAUTH_MANUAL_DEADLINE_DAYS", "366"), ("CERTAUTH_MANUAL_DEADLINE_DAYS", "1.5"),
+])
+def test_bad_manual_method_settings_are_refused(env: pytest.MonkeyPatch, name: str, value: str) -> None:
+    env.setenv(name, value)
+    with pytest.raises(SettingsError, match=name):
+        get_settings()
+
+
+def test_exchange_admin_url_is_a_setting_apart_from_the_token_scope(env: pytest.MonkeyPatch) -> None:
+    s = get_settings()
+    assert (s.exchange_admin_url, s.exchange_resource) == ("https://outlook.office365.com",) * 2
+    get_settings.cache_clear()
+    env.setenv("EXCHANGE_ADMIN_URL", "https://outlook.office365.us/")
+    s = get_settings()
+    # A sovereign cloud's address, in the canonical form; the scope stays EXCHANGE_RESOURCE's.
+    assert (s.exchange_admin_url, s.exchange_resource) == ("https://outlook.office365.us",
+                                                           "https://outlook.office365.com")
+
+
+@pytest.mark.parametrize("value", ["http://outlook.office365.com", "outlook.office365.com", "https://"])
+def test_exchange_admin_url_must_be_https(env: pytest.MonkeyPatch, value: str) -> None:
+    env.setenv("EXCHANGE_ADMIN_URL", value)
+    with pytest.raises(SettingsError, match="EXCHANGE_ADMIN_URL"):
+        get_settings()

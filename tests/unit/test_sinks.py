@@ -149,7 +149,7 @@ def test_graph_filters_interpolate_only_guids_and_catalog_resource_ids():
     interpolated = [value for values in sources.values() for value in values]
     assert interpolated, "no filter found: the check would be vacuous"
     for value in interpolated:
-        assert re.fullmatch(r"_guid\(\w+\)|resource_app_id", value), (value, sources)
+        assert re.fullmatch(r"_guid\(\w+\)|resource_app_id|odata_string\(\w+\)", value), (value, sources)
     # resource_app_id comes from the catalog (PermissionProfile.by_resource): every one is a GUID.
     resources = {p.resource_app_id for profile in catalog.PROFILES.values() for p in profile.permissions}
     assert resources
@@ -298,3 +298,15 @@ def test_a_logged_mailbox_is_one_line_and_formats_as_written(mailbox, caplog):
     assert "\r" not in message
     assert message.endswith(f"for {mailbox} started")
 
+
+
+@pytest.mark.parametrize("value", [*HOSTILE_VALID, "it's", "''", "x' or 1 eq 1 or 'y"])
+def test_an_odata_string_literal_holds_any_value(value):
+    from shared.graph import odata_string
+
+    literal = odata_string(value)
+    assert literal.startswith("'") and literal.endswith("'")
+    inside = literal[1:-1]
+    # No single quote stands alone inside: each is doubled, so the literal cannot end early.
+    assert "'" not in inside.replace("''", "")
+    assert inside.replace("''", "'") == value
