@@ -305,7 +305,8 @@ def test_an_odata_string_literal_holds_any_value(value):
     from shared.graph import odata_string
 
     literal = odata_string(value)
-    assert literal.startswith("'") and literal.endswith("'")
+    assert literal.startswith("'")
+    assert literal.endswith("'")
     inside = literal[1:-1]
     # No single quote stands alone inside: each is doubled, so the literal cannot end early.
     assert "'" not in inside.replace("''", "")
