@@ -59,8 +59,8 @@ async def import_request_pfx(instance: str, options, record: dict) -> func.HttpR
     if record.get("Status") == "completed" and current and current != thumbprint:
         return azure_error(409, "CertificateOptionsRequireRotation", (
             f"onboarding {instance} is completed with certificate {current}; this PFX holds {thumbprint}: a re-run "
-            "does not change keys. A rotation applies a new certificate (POST /api/onboardings/{id}/rotate, not "
-            "available in this version yet); the same PFX, or none, re-runs with the certificate it has."),
+            f"does not change keys. A rotation applies a new certificate (POST /api/onboardings/{instance}/rotate "
+            "with {pfx, password}); the same PFX, or none, re-runs with the certificate it has."),
             target="certificate.pfx")
     vault = vault_for(get_settings())
     try:

@@ -32,6 +32,7 @@ from shared import failures
 from shared.graph import certificate_lifetime_cap
 from shared.models import RequestError, parse_onboarding_request, validity_months_for
 from shared.onboarding import Onboarding, parse_time
+from shared.rotation import rotation_instance_id
 from shared.settings import get_settings
 from shared.signing import TokenRejected, make_token, read_token, signing_keys, token_version
 from shared.state import StateStore, onboarding_id, state_store
@@ -48,7 +49,7 @@ ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.P
 STATUS_PURPOSE = "status"
 # The orchestrator of each method (the manual one lives in functions/manual.py).
 ORCHESTRATORS = {"automatic": "onboarding_orchestrator", "manual": "manual_onboarding_orchestrator"}
-# Certificate options only a rotation changes (POST /api/onboardings/{id}/rotate, not built yet).
+# Certificate options only a rotation changes (POST /api/onboardings/{id}/rotate, functions/rotation.py).
 CERTIFICATE_FIELDS = (("validity_months", "validityMonths"), ("key_size", "keySize"), ("exportable", "exportable"))
 
 
@@ -159,6 +160,13 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
     conflict = _method_conflict(instance, record, request.method, active)
     if conflict is not None:
         return conflict
+    rotating = await client.get_status(rotation_instance_id(instance))
+    if rotating is not None and rotating.runtime_status in ACTIVE:
+        # The rotation changes the certificate and the app's keys: a run now would race it.
+        return azure_error(409, "RotationInProgress", f"the certificate of onboarding {instance} is being rotated "
+                           f"({_runtime(rotating)}): POST the onboarding again after the rotation ends",
+                           target="onboarding", innererror={"rotation": {"id": rotation_instance_id(instance),
+                                                                         "runtimeStatus": _runtime(rotating)}})
     if active:
         return await _join(req, instance, existing, payload)
     if request.certificate.source == "imported":
@@ -215,8 +223,8 @@ def _rotation_conflict(instance: str, changed: list[str], stored: dict, wanted: 
                for field_name, name in CERTIFICATE_FIELDS if name in changed]
     message = (f"onboarding {instance} is completed with a certificate whose {', '.join(changed)} differ from this "
                f"request: a re-run does not change keys. A rotation applies new certificate options: POST "
-               f"/api/onboardings/{instance}/rotate with them (not available in this version yet). Without "
-               f"certificate options, a re-run keeps the certificate and reconciles the rest.")
+               f"/api/onboardings/{instance}/rotate with them; it answers 202 with the rotation's own status URL. "
+               f"Without certificate options, a re-run keeps the certificate and reconciles the rest.")
     return azure_error(409, "CertificateOptionsRequireRotation", message, target="certificate", details=details)
 
 

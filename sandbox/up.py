@@ -96,6 +96,11 @@ def _launch(name: str, module: str, args: list[str], env: dict, started: list[di
     raise UpError(f"{name} did not become ready within {timeout:.0f}s; see {err_path}")
 
 
+def passed_through_settings(environ) -> dict[str, str]:
+    """The product's application settings (CERTAUTH_*) set in `environ`, for `make up` to pass to the app."""
+    return {name: value for name, value in environ.items() if name.startswith("CERTAUTH_")}
+
+
 def host_settings(azurite: dict, simulator: dict) -> dict[str, str]:
     """App settings for the product, pointing it at the sandbox (as the real host gets app settings)."""
     tenants = simulator.get("tenants") or []
@@ -127,6 +132,9 @@ def host_settings(azurite: dict, simulator: dict) -> dict[str, str]:
         # https://outlook.office365.com/.default: the simulator's Exchange origin accepts that audience.
         "EXCHANGE_ADMIN_URL": simulator.get("exchangeUrl", ""),
         "TASKHUB_NAME": os.environ.get("TASKHUB_NAME", "certauth"),
+        # The expiry monitor's NCRONTAB schedule: a binding expression (%CERTAUTH_EXPIRY_SCHEDULE%) has no default,
+        # so the host cannot index the timer without it. Daily at 06:00 UTC, as the infrastructure sets it.
+        "CERTAUTH_EXPIRY_SCHEDULE": "0 0 6 * * *",
     }
     if simulator.get("tablesConnectionString"):
         settings["TABLES_CONNECTION_STRING"] = simulator["tablesConnectionString"]
@@ -168,6 +176,9 @@ def up(args: argparse.Namespace) -> int:
                             faketime.without(base_env),
                             started)
         settings = host_settings(azurite, simulator)
+        # Any CERTAUTH_* application setting in the environment of `make up` reaches the Function App and wins
+        # over the sandbox's own (e.g. CERTAUTH_ALERT_WEBHOOK_URL pointing alerts at a person's own webhook).
+        settings.update(passed_through_settings(os.environ))
         host_args = ["--app", args.app, "--port", str(args.port), "--keys-file", str(STATE / "host-keys.json"),
                      "--clock-url", simulator["clockUrl"], "--ca-bundle", simulator["caBundle"]]
         if not args.no_timers:

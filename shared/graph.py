@@ -250,6 +250,51 @@ class Directory:
         await self._call(item.patch(Application(key_credentials=[*existing, new_key])))
         return True
 
+    async def key_credentials(self, application_id: str) -> list[dict]:
+        """The app's keyCredentials: {keyId, thumbprint (SHA-1 upper-case hex), startDateTime, endDateTime}.
+        Only `$select=keyCredentials` returns the keys' bytes (REFERENCE.md), which give the thumbprint."""
+        item = self.client.applications.by_application_id(application_id)
+        app = await self._call(item.get(request_configuration=_query(select=["keyCredentials"])))
+        keys = []
+        for k in (app.key_credentials if app else None) or []:
+            if k.key:
+                thumbprint = hashlib.sha1(bytes(k.key)).hexdigest().upper()
+            else:
+                thumbprint = bytes(k.custom_key_identifier or b"").hex().upper()
+            keys.append({"keyId": str(k.key_id), "thumbprint": thumbprint,
+                         "startDateTime": k.start_date_time, "endDateTime": k.end_date_time})
+        return keys
+
+    async def add_key(self, application_id: str, certificate_der: bytes, not_before: datetime, not_after: datetime,
+                      display_name: str, proof: str) -> str:
+        """POST /applications/{id}/addKey as the app itself (no permission needed; learn.microsoft.com/graph/api/
+        application-addkey); returns the new keyId."""
+        from msgraph.generated.applications.item.add_key.add_key_post_request_body import AddKeyPostRequestBody
+        from msgraph.generated.models.key_credential import KeyCredential
+
+        key = KeyCredential(type="AsymmetricX509Cert", usage="Verify", key=certificate_der, display_name=display_name,
+                            start_date_time=not_before, end_date_time=not_after,
+                            custom_key_identifier=hashlib.sha1(certificate_der).digest())
+        body = AddKeyPostRequestBody(key_credential=key, password_credential=None, proof=proof)
+        added = await self._call(self.client.applications.by_application_id(application_id).add_key.post(body))
+        return str(added.key_id) if added is not None and added.key_id else ""
+
+    async def remove_key(self, application_id: str, key_id: str, proof: str) -> bool:
+        """POST /applications/{id}/removeKey as the app itself (application-removekey); False when the key is
+        gone already."""
+        from msgraph.generated.applications.item.remove_key.remove_key_post_request_body import (
+            RemoveKeyPostRequestBody,
+        )
+
+        body = RemoveKeyPostRequestBody(key_id=uuid.UUID(key_id), proof=proof)
+        try:
+            await self._call(self.client.applications.by_application_id(application_id).remove_key.post(body))
+        except GraphError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
     # -- tenant app management policy ---------------------------------------------------------------------
     async def key_lifetime_cap(self, now: datetime) -> timedelta | None:
         """The longest certificate lifetime the tenant's default app management policy lets a new app's

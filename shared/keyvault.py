@@ -384,6 +384,45 @@ class CertificateVault:
         log.info("merged certificate %s version %s", name, certificate.properties.version)
         return _info(certificate, False)
 
+    def version(self, name: str, version: str) -> CertificateInfo | None:
+        """One version's public facts (a rotation's old certificate), or None when it is gone."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            certificate = self._certificates.get_certificate_version(name, version)
+        except ResourceNotFoundError:
+            return None
+        if certificate.cer is None:
+            return None
+        return _info(certificate, bool(certificate.policy and certificate.policy.exportable))
+
+    def version_with_thumbprint(self, name: str, thumbprint: str) -> CertificateInfo | None:
+        """The version whose SHA-1 thumbprint is `thumbprint` (upper-case hex), or None."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        latest = self.current(name)
+        if latest is not None and latest.thumbprint == thumbprint:
+            return latest
+        try:
+            versions = list(self._certificates.list_properties_of_certificate_versions(name))
+        except ResourceNotFoundError:
+            return None
+        for props in versions:
+            if props.x509_thumbprint and bytes(props.x509_thumbprint).hex().upper() == thumbprint:
+                return self.version(name, props.version)
+        return None
+
+    def renew(self, name: str, replaces_version: str, subject: str, validity_months: int, key_size: int,
+              exportable: bool, now: datetime) -> tuple[CertificateInfo, bool]:
+        """A new version after `replaces_version` (a rotation): the latest enabled version when it is already a
+        newer one (an earlier attempt made it), else a new version with the given policy. Returns (info, created)."""
+        latest = self.current(name)
+        if latest is not None and latest.version != replaces_version:
+            return latest, False
+        # Reuse nothing that exists: every version up to the one being replaced is the old key.
+        return self.ensure(name, subject, validity_months, key_size, exportable, now,
+                           renew_within=timedelta(days=365 * 100))
+
     def sign(self, key_id: str, algorithm: str, digest: bytes) -> bytes:
         """Sign a digest with the certificate's key inside the vault (RS256 or PS256)."""
         from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm

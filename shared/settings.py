@@ -47,16 +47,34 @@ ENV_NAMES: Mapping[str, str] = {
     "verifier_client_id": "CERTAUTH_VERIFIER_CLIENT_ID",
     "manual_poll_minutes": "CERTAUTH_MANUAL_POLL_MINUTES",
     "manual_deadline_days": "CERTAUTH_MANUAL_DEADLINE_DAYS",
+    "rotation_grace_hours": "CERTAUTH_ROTATION_GRACE_HOURS",
+    "alert_webhook_url": "CERTAUTH_ALERT_WEBHOOK_URL",
+    "alert_webhook_format": "CERTAUTH_ALERT_WEBHOOK_FORMAT",
+    "alert_mail_from": "CERTAUTH_ALERT_MAIL_FROM",
+    "alert_mail_to": "CERTAUTH_ALERT_MAIL_TO",
+    "alert_thresholds_days": "CERTAUTH_ALERT_THRESHOLDS_DAYS",
+    "rotate_before_days": "CERTAUTH_ROTATE_BEFORE_DAYS",
+    "history_retention_days": "CERTAUTH_HISTORY_RETENTION_DAYS",
+    "audit_retention_days": "CERTAUTH_AUDIT_RETENTION_DAYS",
 }
 _BOOLEAN_FIELDS = frozenset({"keyvault_verify_challenge_resource", "instance_discovery", "allow_exportable_keys"})
-_INTEGER_FIELDS = frozenset({"status_token_days", "manual_poll_minutes", "manual_deadline_days"})
+_INTEGER_FIELDS = frozenset({"status_token_days", "manual_poll_minutes", "manual_deadline_days",
+                             "rotation_grace_hours", "rotate_before_days", "history_retention_days",
+                             "audit_retention_days"})
+# Comma-separated whole numbers of days (CERTAUTH_ALERT_THRESHOLDS_DAYS), kept largest first.
+_DAY_LIST_FIELDS = frozenset({"alert_thresholds_days"})
+MAX_ALERT_THRESHOLD_DAYS = 365
+MAX_RETENTION_DAYS = 3650
 # Key Vault object names (learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates).
 _VAULT_NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 MAX_STATUS_TOKEN_DAYS = 365
 # The manual method's wait for the admin: a poll at least every day, a deadline of at most a year.
 MAX_MANUAL_POLL_MINUTES = 1440
 MAX_MANUAL_DEADLINE_DAYS = 365
+# A rotation's grace period: the old key outlives the new one's proof by at most a month.
+MAX_ROTATION_GRACE_HOURS = 720
 TABLES_CONNECTION_FALLBACK = "AzureWebJobsStorage"
+ALERT_WEBHOOK_FORMATS = ("json", "teams")
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -107,6 +125,21 @@ class Settings:
     # How often the manual method checks the tenant by itself while it waits for the admin, and for how long.
     manual_poll_minutes: int = 10
     manual_deadline_days: int = 7
+    # The expiry monitor (its schedule is the binding expression %CERTAUTH_EXPIRY_SCHEDULE%, read by the host): an
+    # alert when a certificate comes within each of these days of its notAfter, largest first; a rotation from
+    # rotate_before_days (0 = off); Durable history and audit entries kept for these many days.
+    alert_thresholds_days: tuple[int, ...] = (30, 14, 7, 3, 1)
+    rotate_before_days: int = 30
+    history_retention_days: int = 90
+    audit_retention_days: int = 400
+    # How long a rotation keeps the old key on the app after the new one is proven, so running clients pick it up.
+    rotation_grace_hours: int = 24
+    # Alert sinks. The webhook URL bears a secret (a Logic App trigger's sig=): never in repr, logs or records; it
+    # may be a Key Vault reference, which the platform resolves into the setting.
+    alert_webhook_url: str | None = field(default=None, repr=False)
+    alert_webhook_format: str = "json"  # json | teams
+    alert_mail_from: str | None = None
+    alert_mail_to: str | None = None  # comma-separated addresses
 
     def __post_init__(self) -> None:
         for name in ("graph_base_url", "authority_host", "key_vault_url", "public_base_url", "exchange_admin_url"):
@@ -132,6 +165,22 @@ class Settings:
             if not isinstance(value, int) or not 1 <= value <= most:
                 raise SettingsError(f"{ENV_NAMES[name]} must be a whole number of {unit} from 1 to {most}, "
                                     f"got {value!r}")
+        _check_expiry_settings(self)
+        grace = self.rotation_grace_hours
+        if not isinstance(grace, int) or not 0 <= grace <= MAX_ROTATION_GRACE_HOURS:
+            raise SettingsError(f"{ENV_NAMES['rotation_grace_hours']} must be a whole number of hours from 0 to "
+                                f"{MAX_ROTATION_GRACE_HOURS}, got {self.rotation_grace_hours!r}")
+
+        if self.alert_webhook_format not in ALERT_WEBHOOK_FORMATS:
+            raise SettingsError(f"{ENV_NAMES['alert_webhook_format']} must be one of "
+                                f"{', '.join(ALERT_WEBHOOK_FORMATS)}, got {self.alert_webhook_format!r}")
+        if self.alert_webhook_url is not None:
+            _check_webhook_url(self.alert_webhook_url)
+
+    @property
+    def alert_mail_recipients(self) -> list[str]:
+        """CERTAUTH_ALERT_MAIL_TO as a list of addresses."""
+        return [address.strip() for address in (self.alert_mail_to or "").split(",") if address.strip()]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -151,6 +200,11 @@ class Settings:
                 raw = get(f.name)
                 if raw is not None:
                     values[f.name] = _parse_bool(ENV_NAMES[f.name], raw)
+                continue
+            if f.name in _DAY_LIST_FIELDS:
+                raw = get(f.name)
+                if raw is not None:
+                    values[f.name] = tuple(_parse_int(ENV_NAMES[f.name], part.strip()) for part in raw.split(","))
                 continue
             if f.name in _INTEGER_FIELDS:
                 raw = get(f.name)
@@ -202,10 +256,33 @@ def _identity_storage_endpoint(env: Mapping[str, str]) -> str | None:
     return f"https://{account}.table.core.windows.net" if account else None
 
 
+def _check_expiry_settings(settings: Settings) -> None:
+    """The expiry monitor's thresholds (distinct, 1-365 days; kept largest first), rotation lead and retentions."""
+    thresholds = settings.alert_thresholds_days
+    if (not thresholds or len(set(thresholds)) != len(thresholds)
+            or not all(isinstance(d, int) and 1 <= d <= MAX_ALERT_THRESHOLD_DAYS for d in thresholds)):
+        raise SettingsError(f"{ENV_NAMES['alert_thresholds_days']} must be distinct whole numbers of days from 1 to "
+                            f"{MAX_ALERT_THRESHOLD_DAYS}, comma-separated, got {thresholds!r}")
+    object.__setattr__(settings, "alert_thresholds_days", tuple(sorted(thresholds, reverse=True)))
+    for name in ("rotate_before_days", "history_retention_days", "audit_retention_days"):
+        value, least = getattr(settings, name), 0 if name == "rotate_before_days" else 1
+        if not isinstance(value, int) or not least <= value <= MAX_RETENTION_DAYS:
+            raise SettingsError(f"{ENV_NAMES[name]} must be a whole number of days from {least} to "
+                                f"{MAX_RETENTION_DAYS}, got {value!r}")
+
+
 def _check_https(field_name: str, value: str) -> None:
     parts = urlsplit(value)
     if parts.scheme != "https" or not parts.netloc:
         raise SettingsError(f"{ENV_NAMES[field_name]} must be an https:// URL, got {value!r}")
+
+
+def _check_webhook_url(value: str) -> None:
+    """https, or http to this machine only; the message never repeats the URL (its query holds a signature)."""
+    parts = urlsplit(value)
+    local = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if not parts.netloc or not (parts.scheme == "https" or (parts.scheme == "http" and local)):
+        raise SettingsError(f"{ENV_NAMES['alert_webhook_url']} must be an https:// URL (http only to localhost)")
 
 
 def _parse_bool(env_name: str, raw: str) -> bool:

@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 ONBOARDINGS = "certauthOnboardings"
 CERTIFICATES = "certauthCertificates"
 AUDIT = "certauthAudit"
+# The expiry monitor: certificates indexed by expiry day (PartitionKey YYYYMMDD, RowKey the onboarding id), so a
+# daily scan reads the days due, not the fleet; its runs; and one alert-state record per certificate version.
+CERTIFICATES_BY_EXPIRY = "certauthCertificatesByExpiry"
+EXPIRY_RUNS = "certauthExpiryRuns"
+ALERTS = "certauthAlerts"
 # Where an onboarding's certificate comes from (record field CertificateSource, written by the certificate step).
 CERTIFICATE_SOURCES = ("keyVault", "imported", "customerCa")
 MAX_ETAG_RETRIES = 5
@@ -67,6 +72,39 @@ def _onboarding_keys(onboarding: str) -> dict[str, str]:
     """The keys of an onboarding record, as entity fields."""
     partition, row = _onboarding_key_pair(onboarding)
     return {"PartitionKey": partition, "RowKey": row}
+
+
+def expiry_day(moment: datetime) -> str:
+    """The expiry index's partition of a notAfter: its UTC day, YYYYMMDD (sorts as dates do)."""
+    return f"{moment.astimezone(UTC):%Y%m%d}"
+
+
+def run_key(started: datetime, run: str) -> str:
+    """A run's RowKey: newest first (Table Storage sorts keys ascending), then the run id."""
+    return f"{10**13 - int(started.timestamp() * 1000):013d}-{run}"
+
+
+def encode_continuation(token: dict) -> str:
+    """The Tables SDK's continuation (a dict of PartitionKey/RowKey) as one URL-safe string."""
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(token, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def decode_continuation(text: str) -> dict:
+    """The inverse of :func:`encode_continuation`; ValueError for a token it did not make."""
+    import base64
+    import binascii
+    import json
+
+    try:
+        token = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as error:
+        raise ValueError("not a continuation token") from error
+    if not isinstance(token, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in token.items()):
+        raise ValueError("not a continuation token")
+    return token
 
 
 @dataclass
@@ -158,9 +196,127 @@ class StateStore:
 
     # -- certificates ---------------------------------------------------------------------------------
     def upsert_certificate(self, onboarding: str, fields: dict) -> None:
-        """Record the certificate tracked for an onboarding (thumbprint, notAfter, names)."""
-        entity = {"PartitionKey": "certificate", "RowKey": table_key(onboarding), **fields}
-        self._table(CERTIFICATES).upsert_entity(entity, mode=UpdateMode.MERGE)
+        """Record the certificate tracked for an onboarding (thumbprint, notAfter, names), and its expiry index."""
+        row = table_key(onboarding)   # refused before any request
+        table = self._table(CERTIFICATES)
+        previous = None
+        if fields.get("NotAfter") is not None:
+            with contextlib.suppress(ResourceNotFoundError):
+                previous = table.get_entity("certificate", row).get("NotAfter")
+        entity = {"PartitionKey": "certificate", "RowKey": row, **fields}
+        table.upsert_entity(entity, mode=UpdateMode.MERGE)
+        if fields.get("NotAfter") is not None:
+            self.index_certificate_expiry(onboarding, {**fields}, previous)
+
+    # -- the expiry index -----------------------------------------------------------------------------
+    def index_certificate_expiry(self, onboarding: str, fields: dict,
+                                 previous_not_after: datetime | None = None) -> None:
+        """Put the certificate under its expiry day; a notAfter that moved leaves its old day."""
+        index = self._table(CERTIFICATES_BY_EXPIRY)
+        day = expiry_day(fields["NotAfter"])
+        index.upsert_entity({"PartitionKey": day, "RowKey": table_key(onboarding), **fields}, mode=UpdateMode.MERGE)
+        if previous_not_after is not None and expiry_day(previous_not_after) != day:
+            with contextlib.suppress(ResourceNotFoundError):
+                index.delete_entity(expiry_day(previous_not_after), table_key(onboarding))
+
+    def certificates_expiring_by_day(self, first_day: str | None, last_day: str) -> Iterator[dict]:
+        """Indexed certificates whose expiry day is in [first_day, last_day] (None: every earlier day too)."""
+        if first_day is None:
+            query, parameters = "PartitionKey le @last", {"last": last_day}
+        else:
+            query, parameters = "PartitionKey ge @first and PartitionKey le @last", {"first": first_day,
+                                                                                    "last": last_day}
+        for entity in self._table(CERTIFICATES_BY_EXPIRY).query_entities(query, parameters=parameters):
+            yield dict(entity)
+
+    def unindex_certificate_expiry(self, onboarding: str, not_after: datetime) -> None:
+        """Take an expired certificate that has had its last alert out of the index (it stays tracked)."""
+        with contextlib.suppress(ResourceNotFoundError):
+            self._table(CERTIFICATES_BY_EXPIRY).delete_entity(expiry_day(not_after), table_key(onboarding))
+
+    def certificates_page(self, expiring_before: datetime | None, page_size: int,
+                          continuation: str | None = None) -> tuple[list[dict], str | None]:
+        """One page of tracked certificates (notAfter before `expiring_before` if given) and the next page's token."""
+        if expiring_before is None:
+            query, parameters = "PartitionKey eq @pk", {"pk": "certificate"}
+        else:
+            query, parameters = "PartitionKey eq @pk and NotAfter lt @moment", {"pk": "certificate",
+                                                                                 "moment": expiring_before}
+        pages = self._table(CERTIFICATES).query_entities(query, parameters=parameters, results_per_page=page_size
+                                                          ).by_page(decode_continuation(continuation)
+                                                                    if continuation else None)
+        page = next(pages, [])
+        entities = [dict(e) for e in page]
+        token = pages.continuation_token
+        return entities, encode_continuation(token) if token else None
+
+    # -- alert state (one record per certificate version, ETag-guarded) ---------------------------------
+    def alert_state(self, onboarding: str, version: str) -> Stored | None:
+        """The alerts already claimed for this certificate version, or None."""
+        try:
+            entity = self._table(ALERTS).get_entity(table_key(onboarding), table_key(f"v-{version}"))
+        except ResourceNotFoundError:
+            return None
+        return Stored(dict(entity), entity.metadata.get("etag"))
+
+    def alerts_of(self, onboarding: str) -> list[dict]:
+        """Every alert-state record of an onboarding (one per certificate version)."""
+        return [dict(e) for e in self._table(ALERTS).query_entities("PartitionKey eq @pk",
+                                                                   parameters={"pk": onboarding})]
+
+    def claim_alert(self, onboarding: str, version: str, seen: Stored | None, fields: dict) -> bool:
+        """Record an alert as sent, only if the record is still as `seen` (insert when it was None, else If-Match
+        its ETag): of two runs that saw the same state, one claims the alert and the other gets False."""
+        table = self._table(ALERTS)
+        entity = {"PartitionKey": table_key(onboarding), "RowKey": table_key(f"v-{version}"), **fields}
+        try:
+            if seen is None:
+                table.create_entity(entity)
+            else:
+                table.update_entity(entity, mode=UpdateMode.MERGE, etag=seen.etag,
+                                    match_condition=MatchConditions.IfNotModified)
+            return True
+        except (ResourceExistsError, ResourceModifiedError):
+            return False
+
+    def release_alert(self, onboarding: str, version: str, seen: Stored | None) -> None:
+        """Undo a claim whose orchestration could not start, so the next run tries again: back to `seen`."""
+        table = self._table(ALERTS)
+        if seen is None:
+            with contextlib.suppress(ResourceNotFoundError):
+                table.delete_entity(table_key(onboarding), table_key(f"v-{version}"))
+        else:
+            table.upsert_entity(dict(seen.entity), mode=UpdateMode.REPLACE)
+
+    # -- expiry runs ----------------------------------------------------------------------------------
+    def start_expiry_run(self, run: str, started: datetime, fields: dict) -> None:
+        """Record a run of the expiry monitor as started; row keys sort newest first."""
+        self._table(EXPIRY_RUNS).upsert_entity({"PartitionKey": "run", "RowKey": table_key(run_key(started, run)),
+                                                "RunId": run, "StartedAt": started, **fields},
+                                               mode=UpdateMode.REPLACE)
+
+    def finish_expiry_run(self, run: str, started: datetime, fields: dict) -> None:
+        """Set a run's results (finished time, what it started)."""
+        self._table(EXPIRY_RUNS).upsert_entity({"PartitionKey": "run", "RowKey": table_key(run_key(started, run)),
+                                                **fields}, mode=UpdateMode.MERGE)
+
+    def expiry_runs(self, count: int = 1) -> list[dict]:
+        """The latest `count` runs, newest first."""
+        pages = self._table(EXPIRY_RUNS).query_entities("PartitionKey eq @pk", parameters={"pk": "run"},
+                                                        results_per_page=count).by_page()
+        return [dict(e) for e in next(pages, [])][:count]
+
+    def purge_audit_before(self, cutoff: datetime, most: int = 1000) -> int:
+        """Delete up to `most` audit entries older than `cutoff`; how many went."""
+        deleted = 0
+        for entity in self._table(AUDIT).query_entities("At lt @cutoff", parameters={"cutoff": cutoff},
+                                                       select=["PartitionKey", "RowKey"]):
+            with contextlib.suppress(ResourceNotFoundError):
+                self._table(AUDIT).delete_entity(entity["PartitionKey"], entity["RowKey"])
+            deleted += 1
+            if deleted >= most:
+                break
+        return deleted
 
     def certificates_expiring_before(self, moment: datetime) -> Iterator[dict]:
         """Tracked certificates whose notAfter is before `moment`."""

@@ -309,3 +309,64 @@ def objects_of(simulator, vault, tenant_id: str, mailbox: str) -> dict:
 
 ONE_OF_EACH = {"applications": 1, "keys": 1, "servicePrincipals": 1, "appRoleAssignments": len(ALL_PERMISSIONS),
                "roleAssignments": 1, "certificateVersions": 1}
+
+
+# -- a loopback webhook receiver (alert sinks) --------------------------------------------------------------
+
+class WebhookReceiver:
+    """A tiny HTTP server on 127.0.0.1 that records every POST body and can answer 500 to the next N."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        receiver = self
+        self.lock = threading.Lock()
+        self.received: list[dict] = []  # bodies answered 2xx, in order
+        self.attempts: list[int] = []  # the status of every request
+        self.failures_left = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"null")
+                with receiver.lock:
+                    status = 500 if receiver.failures_left > 0 else 202
+                    receiver.failures_left = max(0, receiver.failures_left - 1)
+                    receiver.attempts.append(status)
+                    if status < 300:
+                        receiver.received.append(body)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass  # the URL's query would be logged
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        # A Logic App trigger's URL shape: the signature is the secret the product must never reveal.
+        self.secret = uuid.uuid4().hex
+        self.url = (f"http://127.0.0.1:{self.server.server_address[1]}/workflows/alerts/triggers/manual/paths/invoke"
+                    f"?api-version=2016-10-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={self.secret}")
+
+    def fail_next(self, count: int) -> None:
+        """Answer 500 to the next `count` requests."""
+        with self.lock:
+            self.failures_left = count
+
+    def bodies(self) -> list[dict]:
+        with self.lock:
+            return list(self.received)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def webhook():
+    """A loopback webhook receiver for one test module; stopped at its end."""
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.stop()

@@ -240,3 +240,43 @@ def test_exchange_admin_url_must_be_https(env: pytest.MonkeyPatch, value: str) -
     env.setenv("EXCHANGE_ADMIN_URL", value)
     with pytest.raises(SettingsError, match="EXCHANGE_ADMIN_URL"):
         get_settings()
+
+
+def test_alert_settings(env: pytest.MonkeyPatch) -> None:
+    env.setenv("CERTAUTH_ALERT_WEBHOOK_URL", "https://prod.logic.azure.com/workflows/x/triggers/manual?sig=SECRET")
+    env.setenv("CERTAUTH_ALERT_WEBHOOK_FORMAT", "teams")
+    env.setenv("CERTAUTH_ALERT_MAIL_TO", " ops@contoso.com, , sec@contoso.com ")
+    s = get_settings()
+    assert s.alert_webhook_format == "teams"
+    assert s.alert_mail_recipients == ["ops@contoso.com", "sec@contoso.com"]
+    assert "SECRET" not in repr(s)  # a secret-bearing URL is kept out of logs
+
+
+@pytest.mark.parametrize("value", ["http://hooks.example.com/x?sig=SECRET", "ftp://x?sig=SECRET", "nope?sig=SECRET"])
+def test_alert_webhook_url_is_https_and_never_repeated(env: pytest.MonkeyPatch, value: str) -> None:
+    env.setenv("CERTAUTH_ALERT_WEBHOOK_URL", value)
+    with pytest.raises(SettingsError, match="CERTAUTH_ALERT_WEBHOOK_URL") as raised:
+        get_settings()
+    assert "SECRET" not in str(raised.value)
+
+
+def test_alert_webhook_format_is_json_or_teams(env: pytest.MonkeyPatch) -> None:
+    assert get_settings().alert_webhook_format == "json"
+    get_settings.cache_clear()
+    env.setenv("CERTAUTH_ALERT_WEBHOOK_FORMAT", "messagecard")
+    with pytest.raises(SettingsError, match="CERTAUTH_ALERT_WEBHOOK_FORMAT"):
+        get_settings()
+
+
+def test_rotation_grace_hours(env: pytest.MonkeyPatch) -> None:
+    assert get_settings().rotation_grace_hours == 24
+    get_settings.cache_clear()
+    env.setenv("CERTAUTH_ROTATION_GRACE_HOURS", "0")
+    assert get_settings().rotation_grace_hours == 0
+
+
+@pytest.mark.parametrize("value", ["-1", "721", "1.5", "a day"])
+def test_bad_rotation_grace_hours_are_refused(env: pytest.MonkeyPatch, value: str) -> None:
+    env.setenv("CERTAUTH_ROTATION_GRACE_HOURS", value)
+    with pytest.raises(SettingsError, match="CERTAUTH_ROTATION_GRACE_HOURS"):
+        get_settings()

@@ -162,17 +162,41 @@ def test_a_mailbox_cannot_pass_for_a_guid(mailbox):
         _guid(mailbox)
 
 
+def _constant_filters(function: ast.AST, name: str) -> list:
+    """The values a local `name` is bound to in `function` (`name = "…"` or `name, parameters = "…", {…}`)."""
+    values = []
+    for node in ast.walk(function):
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            if isinstance(target, ast.Name) and target.id == name:
+                values.append(node.value)
+            elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
+                values += [value for element, value in zip(target.elts, node.value.elts, strict=False)
+                           if isinstance(element, ast.Name) and element.id == name]
+    return values
+
+
 def test_table_queries_bind_their_values_as_parameters():
     calls = []
     for path in [*(REPO / "shared").glob("*.py"), *(REPO / "functions").glob("*.py")]:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "query_entities":
-                calls.append((path.name, node))
+        tree = ast.parse(path.read_text())
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "query_entities":
+                    calls.append((path.name, function, node))
     assert calls
-    for name, call in calls:
+    for name, function, call in calls:
         query = call.args[0] if call.args else next(k.value for k in call.keywords if k.arg == "query_filter")
-        assert isinstance(query, ast.Constant), f"{name}: a Table filter built from values"
-        assert any(k.arg == "parameters" for k in call.keywords) or "@" not in query.value
+        # A filter is a constant, or a local bound only to constants (one of a few fixed filters).
+        filters = [query] if isinstance(query, ast.Constant) else \
+            _constant_filters(function, query.id) if isinstance(query, ast.Name) else [query]
+        assert filters, f"{name}: {ast.unparse(query)} is never bound"
+        for bound in filters:
+            assert isinstance(bound, ast.Constant), f"{name}: a Table filter built from values"
+            assert any(k.arg == "parameters" for k in call.keywords) or "@" not in bound.value
 
 
 # -- display names ------------------------------------------------------------------------------------------------

@@ -1,0 +1,172 @@
+"""The expiry monitor end to end on the sandbox host: a certificate of 2 months, rotation off, the clock moved day
+by day with the timer run through the host's admin route (twice at once each day): exactly one alert per threshold
+30/14/7/3/1 and one when expired; skipping 10 days alerts only the current threshold; the latest run says when it
+started and finished; GET /api/certificates lists what is tracked, paged."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+import pytest
+
+from shared.state import StateStore
+from tests.conftest import customers
+from tests.e2e.conftest import Product
+
+DAY = 86400
+THRESHOLDS = [30, 14, 7, 3, 1]
+RETENTION_DAYS = 45
+
+
+@pytest.fixture(scope="module")
+def monitor(simulator, azurite):
+    """The product with rotation off (only alerts), keeping Durable history and audit entries for 45 days."""
+    process = Product(simulator, azurite.connection_string, env={
+        "CERTAUTH_ROTATE_BEFORE_DAYS": "0", "CERTAUTH_HISTORY_RETENTION_DAYS": str(RETENTION_DAYS),
+        "CERTAUTH_AUDIT_RETENTION_DAYS": str(RETENTION_DAYS)}).launch()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def state(azurite):
+    store = StateStore(azurite.connection_string)
+    yield store
+    store.close()
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def run_timer(product, state, times: int = 1) -> list[dict]:
+    """Run expiry_check through the admin route `times` times at once; the runs' records once all finished."""
+    before = {run["RunId"] for run in state.expiry_runs(1000)}
+    with ThreadPoolExecutor(times) as pool:
+        answers = list(pool.map(lambda _: product.call("POST", "/admin/functions/expiry_check", key="admin",
+                                                       json={"input": ""}), range(times)))
+    assert [a.status_code for a in answers] == [202] * times, [a.text for a in answers]
+    deadline = time.monotonic() + 60
+    while True:
+        new = [run for run in state.expiry_runs(1000) if run["RunId"] not in before]
+        if len(new) == times and all(run.get("FinishedAt") for run in new):
+            return new
+        assert time.monotonic() < deadline, ("the timer runs did not finish", new, product.stderr_lines[-20:])
+        time.sleep(0.05)  # polling the run records
+
+
+def alerts_for(runs: list[dict], onboarding_id: str) -> list[tuple[str, int]]:
+    return [(a["type"], a["threshold"]) for run in runs for a in json.loads(run.get("Alerts") or "[]")
+            if a["onboardingId"] == onboarding_id]
+
+
+def onboard(simulator, product, mailbox: str) -> dict:
+    tenant = customers(simulator)[0]["tenantId"]
+    simulator.consent(tenant, state="consent")
+    started = product.onboard({"tenantId": tenant, "serviceMailbox": mailbox, "certificate": {"validityMonths": 2}})
+    status = product.finish(started["id"])
+    assert status["runtimeStatus"] == "Completed", status
+    return {"id": started["id"]}
+
+
+def certificate_of(state, onboarding_id: str) -> dict:
+    return next(e for e in state.certificates_page(None, 1000)[0] if e["RowKey"] == onboarding_id)
+
+
+def now(simulator) -> datetime:
+    return _parse(simulator.admin("GET", "/clock")["now"])
+
+
+def test_one_alert_per_threshold_then_expired_with_concurrent_runs(simulator, monitor, state, clean_faults):
+    onboarded = onboard(simulator, monitor, "expiry-daily@contoso.com")
+    certificate = certificate_of(state, onboarded["id"])
+    not_after = certificate["NotAfter"]
+    assert 55 * DAY < (not_after - now(simulator)).total_seconds() < 63 * DAY
+    runs: list[dict] = []
+    checked_list = False
+    while (not_after - now(simulator)).total_seconds() > -2 * DAY:
+        runs += run_timer(monitor, state, times=2)
+        left = (not_after - now(simulator)).total_seconds() / DAY
+        if not checked_list and 15 < left < 29:
+            checked_list = True
+            listed = monitor.api("GET", "/certificates?expiringWithinDays=30").json()
+            mine = [c for c in listed["value"] if c["onboardingId"] == onboarded["id"]]
+            assert len(mine) == 1, listed
+            assert mine[0]["thumbprint"] == certificate["Thumbprint"]
+            assert mine[0]["lastAlert"]["type"] == "certificateExpiry"
+            assert mine[0]["daysLeft"] == int(left)
+            assert mine[0]["tenantId"] == customers(simulator)[0]["tenantId"]
+            assert mine[0]["rotation"] is None
+            soon = monitor.api("GET", "/certificates?expiringWithinDays=10").json()["value"]
+            assert onboarded["id"] not in {c["onboardingId"] for c in soon}
+        simulator.advance_clock(DAY)
+    assert checked_list
+    sent = alerts_for(runs, onboarded["id"])
+    assert sent == [("certificateExpiry", t) for t in THRESHOLDS] + [("certificateExpired", 0)], sent
+
+    latest = monitor.api("GET", "/expiry-runs/latest")
+    assert latest.status_code == 200, latest.text
+    body = latest.json()
+    assert body["status"] == "completed"
+    assert _parse(body["finishedAt"]) >= _parse(body["startedAt"])
+    assert body["runId"] in {run["RunId"] for run in runs}
+
+    assert body["historyPurged"] >= 0, body
+    assert body["auditPurged"] >= 0, body
+
+    registered = {f["name"] for f in monitor.call("GET", "/admin/functions", key="admin").json()}
+    if "alert_orchestrator" in registered:  # engineer S's orchestration delivers them
+        name, version = certificate["CertificateName"], certificate["Version"]
+        started = [a["started"] for run in runs for a in json.loads(run.get("Alerts") or "[]")
+                   if a["onboardingId"] == onboarded["id"]]
+        assert started == [True] * len(sent)
+        for kind, threshold in sent:
+            assert monitor.status(f"alert-{name}-{version}-{kind}-{threshold}") is not None
+        assert monitor.status(f"alert-{name}-{version}-certificateExpiry-21") is None
+        # each was raised once (the orchestration's own audit entry, keyed by the alert id)
+        ids = {f"alert-{name}-{version}-{kind}-{threshold}" for kind, threshold in sent}
+        deadline = time.monotonic() + 60
+        while True:
+            raised = [e["AlertId"] for e in state.audit_trail(onboarded["id"]) if e["Event"] == "alertRaised"]
+            if set(raised) == ids or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)  # polling the audit trail while the orchestrations run
+        assert sorted(raised) == sorted(ids)
+
+    # retention: the onboarding's instance and audit entries are over 45 days old, so they are gone
+    assert monitor.status(onboarded["id"]) is None
+    trail = state.audit_trail(onboarded["id"])
+    assert trail, "the alerts' own audit entries are recent and stay"
+    assert all((now(simulator) - entry["At"]).total_seconds() < RETENTION_DAYS * DAY for entry in trail), trail
+    assert not [entry for entry in trail if entry["Event"].startswith("certificate.")], trail
+
+
+def test_after_skipped_days_only_the_current_threshold_alerts(simulator, monitor, state, clean_faults):
+    onboarded = onboard(simulator, monitor, "expiry-skip@contoso.com")
+    not_after = certificate_of(state, onboarded["id"])["NotAfter"]
+    # to 16 days left: only 30 (14 is not reached yet)
+    simulator.advance_clock((not_after - now(simulator)).total_seconds() - 16 * DAY)
+    first = alerts_for(run_timer(monitor, state), onboarded["id"])
+    assert first == [("certificateExpiry", 30)]
+    # ten days skipped: 6 days left, 14 was skipped over, only 7 alerts
+    simulator.advance_clock(10 * DAY)
+    assert alerts_for(run_timer(monitor, state, times=2), onboarded["id"]) == [("certificateExpiry", 7)]
+    assert alerts_for(run_timer(monitor, state), onboarded["id"]) == []
+
+
+def test_the_certificates_list_is_paged_with_next_links(monitor):
+    first = monitor.api("GET", "/certificates?top=1")
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert len(page["value"]) == 1, page
+    assert "continuationToken=" in page["nextLink"]
+    assert "top=1" in page["nextLink"]
+    following = monitor.call("GET", page["nextLink"].split(monitor.base_url, 1)[-1]).json()
+    assert following["value"]
+    assert following["value"][0]["onboardingId"] != page["value"][0]["onboardingId"]
+    bad = monitor.api("GET", "/certificates?expiringWithinDays=soon")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["details"][0]["target"] == "expiringWithinDays"
