@@ -11,7 +11,6 @@ import pytest
 
 from shared import drift
 from shared.onboarding import Onboarding
-from shared.settings import get_settings
 from shared.state import onboarding_id
 from tests.conftest import customers
 from tests.integration.conftest import run, unique
@@ -30,24 +29,6 @@ def tenant(simulator, admin_consent) -> dict:
     return chosen
 
 
-@pytest.fixture
-def product_env(simulator, azurite, monkeypatch):
-    """The product's settings pointed at the sandbox, as make up wires them."""
-    info = simulator.info
-    values = {
-        "GRAPH_BASE_URL": info["graphUrl"], "AZURE_AUTHORITY_HOST": info["authorityHost"],
-        "KEY_VAULT_URL": info["vaultUrl"], "TABLES_CONNECTION_STRING": azurite.connection_string,
-        "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE": "false", "AZURE_INSTANCE_DISCOVERY": "false",
-        "CERTAUTH_PROVISIONER_CLIENT_ID": simulator.home["consentApp"]["clientId"],
-        "CERTAUTH_VERIFIER_CLIENT_ID": simulator.home["verifierApp"]["clientId"],
-        "CERTAUTH_HOME_TENANT_ID": info["homeTenantId"], "IDENTITY_ENDPOINT": info["identityEndpoint"],
-        "IDENTITY_HEADER": info["identityHeader"], "EXCHANGE_ADMIN_URL": info["exchangeUrl"],
-    }
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
 
 
 @pytest.fixture
