@@ -23,13 +23,13 @@ from functions.api import azure_error, handled, public_base, validation_error
 from functions.onboarding import (
     ONBOARDING_ID,
     RECORD_RETRY,
-    StepFailed,
     _accepted,
     _runtime,
     _store,
     _zulu,
     admin_consent_url,
     certificate_wait,
+    fail_onboarding,
     record_expired,
     run_step,
     wait_round,
@@ -145,14 +145,7 @@ def manual_onboarding_orchestrator(context: df.DurableOrchestrationContext):
         current["step"] = "record"
         yield from run_step(context, request, "record", "record_onboarding_completed", {"summary": summary}, created)
     except Exception as exc:  # the certificate step's permanent failure, or anything unexpected: record, then fail
-        error = exc.error if isinstance(exc, StepFailed) else {
-            "step": current["step"], "status": 0, "code": type(exc).__name__, "message": str(exc)[:1000]}
-        context.set_custom_status({"step": current["step"], "steps": [], "created": created, "error": error})
-        yield context.call_activity_with_retry("record_onboarding_failure", RECORD_RETRY, {
-            "request": request, "now": context.current_utc_datetime.isoformat(), "error": error,
-            "created": created})
-        raise RuntimeError(f"onboarding failed at step {error['step']}: {error['status']} {error['code']}: "
-                           f"{error['message']}") from None
+        yield from fail_onboarding(context, request, current["step"], created, exc)
     context.set_custom_status({"step": "completed", "steps": [], "created": created})
     return summary
 

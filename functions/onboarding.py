@@ -545,16 +545,21 @@ def onboarding_orchestrator(context: df.DurableOrchestrationContext):
                 "request": request, "fields": {"ExchangeProof": json.dumps(proof["exchange"])}})
         yield from step("record", "record_onboarding_completed", {"summary": summary})
     except Exception as exc:  # a step's permanent failure, or anything unexpected: record it, then fail
-        error = exc.error if isinstance(exc, StepFailed) else {
-            "step": current["step"], "status": 0, "code": type(exc).__name__, "message": str(exc)[:1000]}
-        context.set_custom_status({"step": current["step"], "steps": [], "created": created, "error": error})
-        yield context.call_activity_with_retry("record_onboarding_failure", RECORD_RETRY, {
-            "request": request, "now": context.current_utc_datetime.isoformat(), "error": error,
-            "created": created})
-        raise RuntimeError(f"onboarding failed at step {error['step']}: {error['status']} {error['code']}: "
-                           f"{error['message']}") from None
+        yield from fail_onboarding(context, request, current["step"], created, exc)
     context.set_custom_status({"step": "completed", "steps": [], "created": created})
     return summary
+
+
+def fail_onboarding(context: df.DurableOrchestrationContext, request: dict, step: str, created: dict,
+                    exc: Exception):
+    """Record a step's permanent failure (or anything unexpected), then fail the orchestration naming it."""
+    error = exc.error if isinstance(exc, StepFailed) else {
+        "step": step, "status": 0, "code": type(exc).__name__, "message": str(exc)[:1000]}
+    context.set_custom_status({"step": step, "steps": [], "created": created, "error": error})
+    yield context.call_activity_with_retry("record_onboarding_failure", RECORD_RETRY, {
+        "request": request, "now": context.current_utc_datetime.isoformat(), "error": error, "created": created})
+    raise RuntimeError(f"onboarding failed at step {error['step']}: {error['status']} {error['code']}: "
+                       f"{error['message']}") from None
 
 
 class StepFailed(Exception):
