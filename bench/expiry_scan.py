@@ -5,11 +5,13 @@
 Starts an in-memory Azurite and grows one fleet of tracked certificates in it: 100 certificates due within the
 alert window (the same 100 at every size) and the rest expiring 32 days to two years ahead. Rows are written the
 way the product keeps them (shared/state.py's tables and keys: the certificates table, partition `certificate`,
-and the expiry index, a partition per expiry day), in batched transactions of at most 100 per partition. At each
+and the expiry index, a table per expiry month `certauthExpiry{YYYYMM}` with a partition per expiry day, listed in
+`certauthExpiryMonths`), in batched transactions of at most 100 per partition. At each
 size it measures, median of `--runs`:
 
-- the sweep: the monitor's own read of the index (shared/expiry.py `due_certificates`, the days up to the end
-  of the alert window; without it, the same read through the state module's `certificates_expiring_by_day`);
+- the sweep: the monitor's own read of the index (shared/expiry.py `due_certificates`: the listed months up to
+  the end of the alert window, the days up to its end in each; without it, the same read through the state
+  module's `certificates_expiring_by_day`);
 - the baselines: a full scan of the certificates table filtered on NotAfter by Table Storage (the query a sweep
   without the index sends), and every row of it read and filtered by the monitor.
 
@@ -56,8 +58,7 @@ def not_after_of(index: int, now: datetime) -> datetime:
 
 def write_rows(store: state.StateStore, start: int, stop: int, now: datetime) -> None:
     """Certificates start..stop-1 into both tables, in transactions of at most BATCH per partition."""
-    by_table: dict[str, dict[str, list]] = {state.CERTIFICATES: defaultdict(list),
-                                            state.CERTIFICATES_BY_EXPIRY: defaultdict(list)}
+    by_table: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for index in range(start, stop):
         tenant = uuid.UUID(int=index + 1)
         onboarding = state.onboarding_id(str(tenant), f"svc{index}@contoso.com")
@@ -66,11 +67,17 @@ def write_rows(store: state.StateStore, start: int, stop: int, now: datetime) ->
         by_table[state.CERTIFICATES]["certificate"].append(
             {"PartitionKey": "certificate", "RowKey": state.table_key(onboarding), **fields})
         day = state.expiry_day(not_after)
-        by_table[state.CERTIFICATES_BY_EXPIRY][day].append(
+        month = state.expiry_month(day)
+        by_table[state.expiry_table(month)][day].append(
             {"PartitionKey": day, "RowKey": state.table_key(onboarding), **fields})
+        months = by_table[state.EXPIRY_MONTHS]["month"]
+        if not months or months[-1]["RowKey"] != month:
+            months.append({"PartitionKey": "month", "RowKey": month})
     for table_name, partitions in by_table.items():
         table = store._table(table_name)
         for rows in partitions.values():
+            if table_name == state.EXPIRY_MONTHS:
+                rows = list({row["RowKey"]: row for row in rows}.values())  # one operation per entity
             for offset in range(0, len(rows), BATCH):
                 table.submit_transaction([("upsert", row) for row in rows[offset:offset + BATCH]])
 

@@ -58,18 +58,20 @@ async def run_expiry_check(client: df.DurableOrchestrationClient, past_due: bool
     await asyncio.to_thread(store.start_expiry_run, run, started, {"Status": "running", "PastDue": past_due})
     alerts: list[dict] = []
     rotations: list[str] = []
+    wanted: list[tuple[datetime, str, dict]] = []  # (notAfter, instance, input) of the rotations due
     failures: list[dict] = []
-    scanned = 0
+    scanned, deferred = 0, 0
     try:
         due = await asyncio.to_thread(due_certificates, store, started, settings.alert_thresholds_days,
                                       settings.rotate_before_days)
         for certificate in due:
             scanned += 1
             try:
-                await _handle(client, store, certificate, started, settings, alerts, rotations)
+                await _handle(client, store, certificate, started, settings, alerts, wanted)
             except Exception as error:  # one certificate's failure does not stop the others
                 log.exception("expiry_check: certificate of onboarding %s failed", certificate.get("RowKey"))
                 failures.append({"onboardingId": certificate.get("RowKey"), "error": type(error).__name__})
+        deferred = await _start_rotations(client, wanted, settings.rotations_per_run, rotations, failures)
         await _check_drift(client, store, due, started, settings, alerts, failures)
         retention = await _retention(client, store, started, settings)
         status = "completed"
@@ -77,16 +79,16 @@ async def run_expiry_check(client: df.DurableOrchestrationClient, past_due: bool
         log.exception("expiry_check run %s failed", run)
         retention, status = {}, "failed"
     finished = datetime.now(UTC)
-    fields = {"Status": status, "FinishedAt": finished, "Scanned": scanned, **retention,
+    fields = {"Status": status, "FinishedAt": finished, "Scanned": scanned, "RotationsDeferred": deferred, **retention,
               **run_summary(alerts, rotations, failures)}
     await asyncio.to_thread(store.finish_expiry_run, run, started, fields)
-    log.info("expiry_check run %s %s: %d certificates due, %d alerts, %d rotations, %d failures", run, status,
-             scanned, len(alerts), len(rotations), len(failures))
+    log.info("expiry_check run %s %s: %d certificates due, %d alerts, %d rotations (%d deferred), %d failures", run,
+             status, scanned, len(alerts), len(rotations), deferred, len(failures))
     return fields
 
 
-async def _handle(client, store, certificate: dict, now: datetime, settings, alerts: list, rotations: list) -> None:
-    """Claim and start this certificate's alert, start its rotation."""
+async def _handle(client, store, certificate: dict, now: datetime, settings, alerts: list, wanted: list) -> None:
+    """Claim and start this certificate's alert; note its rotation, if one is due, in `wanted`."""
     decision = await asyncio.to_thread(plan, store, certificate, now, settings.alert_thresholds_days,
                                        settings.rotate_before_days)
     if decision.alert is not None:
@@ -107,12 +109,37 @@ async def _handle(client, store, certificate: dict, now: datetime, settings, ale
         else:
             log.info("alert %s was claimed by a concurrent run", decision.alert["id"])
     if decision.rotation is not None:
-        instance = f"rotation-{decision.onboarding_id}"
-        status = await client.get_status(instance)
-        runtime = getattr(getattr(status, "runtime_status", None), "value", None)
-        if runtime not in ACTIVE_RUNTIME and await _start(client, ROTATION_ORCHESTRATOR, instance,
-                                                          decision.rotation):
+        wanted.append((certificate["NotAfter"], f"rotation-{decision.onboarding_id}", decision.rotation))
+
+
+def soonest_first(wanted: list[tuple[datetime, str, dict]], limit: int) -> tuple[list[tuple[str, dict]], int]:
+    """The rotations to start now, the soonest to expire first, at most `limit`; and how many wait for a later run."""
+    ordered = sorted(wanted, key=lambda item: (item[0], item[1]))
+    return [(instance, body) for _, instance, body in ordered[:limit]], max(0, len(ordered) - limit)
+
+
+async def _start_rotations(client, wanted: list[tuple[datetime, str, dict]], limit: int, rotations: list[str],
+                           failures: list[dict]) -> int:
+    """Start the due rotations that are not already active, at most `limit` (Key Vault throttles certificate
+    creation per vault); the rest stay due and start on a later run. Returns how many were deferred."""
+    idle: list[tuple[datetime, str, dict]] = []
+    for not_after, instance, body in wanted:  # check-then-start: an active rotation takes no slot
+        try:
+            status = await client.get_status(instance)
+        except Exception as error:
+            log.warning("expiry_check: rotation %s not checked: %s", instance, type(error).__name__)
+            failures.append({"onboardingId": body.get("onboardingId"), "error": type(error).__name__,
+                             "check": "rotation"})
+            continue
+        if getattr(getattr(status, "runtime_status", None), "value", None) not in ACTIVE_RUNTIME:
+            idle.append((not_after, instance, body))
+    now_due, deferred = soonest_first(idle, limit)
+    for instance, body in now_due:
+        if await _start(client, ROTATION_ORCHESTRATOR, instance, body):
             rotations.append(instance)
+    if deferred:
+        log.info("expiry_check: %d rotation(s) deferred to the next run (at most %d start per run)", deferred, limit)
+    return deferred
 
 
 async def _check_drift(client, store, due: list[dict], now: datetime, settings, alerts: list,
@@ -167,7 +194,8 @@ def _run_body(run: dict) -> dict:
             "startedAt": _iso(run.get("StartedAt")), "finishedAt": _iso(run.get("FinishedAt")),
             "scanned": run.get("Scanned"), "alertCount": run.get("AlertCount"),
             "alerts": json.loads(run.get("Alerts") or "[]"), "rotationCount": run.get("RotationCount"),
-            "rotations": json.loads(run.get("Rotations") or "[]"), "failureCount": run.get("FailureCount"),
+            "rotations": json.loads(run.get("Rotations") or "[]"), "rotationsDeferred": run.get("RotationsDeferred"),
+            "failureCount": run.get("FailureCount"),
             "failures": json.loads(run.get("Failures") or "[]"), "historyPurged": run.get("HistoryPurged"),
             "auditPurged": run.get("AuditPurged")}
 

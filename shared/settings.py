@@ -54,17 +54,19 @@ ENV_NAMES: Mapping[str, str] = {
     "alert_mail_to": "CERTAUTH_ALERT_MAIL_TO",
     "alert_thresholds_days": "CERTAUTH_ALERT_THRESHOLDS_DAYS",
     "rotate_before_days": "CERTAUTH_ROTATE_BEFORE_DAYS",
+    "rotations_per_run": "CERTAUTH_ROTATIONS_PER_RUN",
     "history_retention_days": "CERTAUTH_HISTORY_RETENTION_DAYS",
     "audit_retention_days": "CERTAUTH_AUDIT_RETENTION_DAYS",
 }
 _BOOLEAN_FIELDS = frozenset({"keyvault_verify_challenge_resource", "instance_discovery", "allow_exportable_keys"})
 _INTEGER_FIELDS = frozenset({"status_token_days", "manual_poll_minutes", "manual_deadline_days",
-                             "rotation_grace_hours", "rotate_before_days", "history_retention_days",
-                             "audit_retention_days"})
+                             "rotation_grace_hours", "rotate_before_days", "rotations_per_run",
+                             "history_retention_days", "audit_retention_days"})
 # Comma-separated whole numbers of days (CERTAUTH_ALERT_THRESHOLDS_DAYS), kept largest first.
 _DAY_LIST_FIELDS = frozenset({"alert_thresholds_days"})
 MAX_ALERT_THRESHOLD_DAYS = 365
 MAX_RETENTION_DAYS = 3650
+MAX_ROTATIONS_PER_RUN = 1000
 # Key Vault object names (learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates).
 _VAULT_NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 MAX_STATUS_TOKEN_DAYS = 365
@@ -130,6 +132,9 @@ class Settings:
     # rotate_before_days (0 = off); Durable history and audit entries kept for these many days.
     alert_thresholds_days: tuple[int, ...] = (30, 14, 7, 3, 1)
     rotate_before_days: int = 30
+    # At most this many rotations start per run (the rest stay due for the next run): Key Vault creates at most 20
+    # software RSA certificates per 10 s per vault (learn.microsoft.com/azure/key-vault/general/service-limits).
+    rotations_per_run: int = 20
     history_retention_days: int = 90
     audit_retention_days: int = 400
     # How long a rotation keeps the old key on the app after the new one is proven, so running clients pick it up.
@@ -269,6 +274,9 @@ def _check_expiry_settings(settings: Settings) -> None:
         if not isinstance(value, int) or not least <= value <= MAX_RETENTION_DAYS:
             raise SettingsError(f"{ENV_NAMES[name]} must be a whole number of days from {least} to "
                                 f"{MAX_RETENTION_DAYS}, got {value!r}")
+    if not isinstance(settings.rotations_per_run, int) or not 1 <= settings.rotations_per_run <= MAX_ROTATIONS_PER_RUN:
+        raise SettingsError(f"{ENV_NAMES['rotations_per_run']} must be a whole number from 1 to "
+                            f"{MAX_ROTATIONS_PER_RUN}, got {settings.rotations_per_run!r}")
 
 
 def _check_https(field_name: str, value: str) -> None:

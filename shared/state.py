@@ -25,9 +25,14 @@ log = logging.getLogger(__name__)
 ONBOARDINGS = "certauthOnboardings"
 CERTIFICATES = "certauthCertificates"
 AUDIT = "certauthAudit"
-# The expiry monitor: certificates indexed by expiry day (PartitionKey YYYYMMDD, RowKey the onboarding id), so a
-# daily scan reads the days due, not the fleet; its runs; and one alert-state record per certificate version.
-CERTIFICATES_BY_EXPIRY = "certauthCertificatesByExpiry"
+# The expiry monitor: certificates indexed by expiry day, one table per expiry month (certauthExpiry{YYYYMM},
+# PartitionKey the day YYYYMMDD, RowKey the onboarding id), so a daily scan reads the months its window spans, not
+# the fleet: Table Storage bounds a query by partition, but a table-wide filter costs the whole table wherever
+# the store does not index partitions. EXPIRY_MONTHS lists the months that hold rows (PartitionKey "month", RowKey
+# YYYYMM); a month found empty leaves it, so old months don't add to the daily reads. Then its runs, and one
+# alert-state record per certificate version.
+EXPIRY_TABLE_PREFIX = "certauthExpiry"
+EXPIRY_MONTHS = "certauthExpiryMonths"
 EXPIRY_RUNS = "certauthExpiryRuns"
 ALERTS = "certauthAlerts"
 # Where an onboarding's certificate comes from (record field CertificateSource, written by the certificate step).
@@ -77,6 +82,18 @@ def _onboarding_keys(onboarding: str) -> dict[str, str]:
 def expiry_day(moment: datetime) -> str:
     """The expiry index's partition of a notAfter: its UTC day, YYYYMMDD (sorts as dates do)."""
     return f"{moment.astimezone(UTC):%Y%m%d}"
+
+
+def expiry_month(day: str) -> str:
+    """The month (YYYYMM) of an expiry day (YYYYMMDD)."""
+    return day[:6]
+
+
+def expiry_table(month: str) -> str:
+    """The expiry index's table of a month (YYYYMM): alphanumeric, as table names must be."""
+    if not re.fullmatch(r"\d{6}", month):
+        raise ValueError(f"not an expiry month: {month!r}")
+    return f"{EXPIRY_TABLE_PREFIX}{month}"
 
 
 def run_key(started: datetime, run: str) -> str:
@@ -209,30 +226,55 @@ class StateStore:
             self.index_certificate_expiry(onboarding, {**fields}, previous)
 
     # -- the expiry index -----------------------------------------------------------------------------
+    def _existing_table(self, name: str) -> TableClient:
+        """A table's client without creating it (a read or delete of a table that never existed is a 404)."""
+        return self._tables.get(name) or self._service.get_table_client(name)
+
     def index_certificate_expiry(self, onboarding: str, fields: dict,
                                  previous_not_after: datetime | None = None) -> None:
-        """Put the certificate under its expiry day; a notAfter that moved leaves its old day."""
-        index = self._table(CERTIFICATES_BY_EXPIRY)
+        """Put the certificate under its expiry day (in its month's table); a notAfter that moved leaves its old day."""
         day = expiry_day(fields["NotAfter"])
-        index.upsert_entity({"PartitionKey": day, "RowKey": table_key(onboarding), **fields}, mode=UpdateMode.MERGE)
+        month = expiry_month(day)
+        self._table(expiry_table(month)).upsert_entity({"PartitionKey": day, "RowKey": table_key(onboarding),
+                                                        **fields}, mode=UpdateMode.MERGE)
+        # Listed after the row is written, and on every write (a new ETag): a scan that found the month empty
+        # before this row can't then drop it from the list (its delete is If-Match the ETag it read).
+        self._table(EXPIRY_MONTHS).upsert_entity({"PartitionKey": "month", "RowKey": month}, mode=UpdateMode.MERGE)
         if previous_not_after is not None and expiry_day(previous_not_after) != day:
-            with contextlib.suppress(ResourceNotFoundError):
-                index.delete_entity(expiry_day(previous_not_after), table_key(onboarding))
+            self.unindex_certificate_expiry(onboarding, previous_not_after)
 
     def certificates_expiring_by_day(self, first_day: str | None, last_day: str) -> Iterator[dict]:
-        """Indexed certificates whose expiry day is in [first_day, last_day] (None: every earlier day too)."""
-        if first_day is None:
-            query, parameters = "PartitionKey le @last", {"last": last_day}
-        else:
-            query, parameters = "PartitionKey ge @first and PartitionKey le @last", {"first": first_day,
-                                                                                    "last": last_day}
-        for entity in self._table(CERTIFICATES_BY_EXPIRY).query_entities(query, parameters=parameters):
-            yield dict(entity)
+        """Indexed certificates whose expiry day is in [first_day, last_day] (None: every earlier day too).
+
+        Reads the listed months in the range, one table each; a month the range covers whole and found empty is
+        taken off the list (If-Match: not if a row was written meanwhile)."""
+        months_query, parameters = "PartitionKey eq 'month' and RowKey le @last", {"last": expiry_month(last_day)}
+        if first_day is not None:
+            months_query += " and RowKey ge @first"
+            parameters["first"] = expiry_month(first_day)
+        months = list(self._table(EXPIRY_MONTHS).query_entities(months_query, parameters=parameters))
+        for listed in sorted(months, key=lambda e: e["RowKey"]):
+            month = listed["RowKey"]
+            first = max(first_day or month + "00", month + "00")
+            last = min(last_day, month + "99")
+            found = 0
+            try:
+                for entity in self._existing_table(expiry_table(month)).query_entities(
+                        "PartitionKey ge @first and PartitionKey le @last", parameters={"first": first, "last": last}):
+                    found += 1
+                    yield dict(entity)
+            except ResourceNotFoundError:
+                pass  # listed, but its table is gone: nothing in it
+            if not found and first == month + "00" and last == month + "99":
+                with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
+                    self._table(EXPIRY_MONTHS).delete_entity("month", month, etag=listed.metadata.get("etag"),
+                                                             match_condition=MatchConditions.IfNotModified)
 
     def unindex_certificate_expiry(self, onboarding: str, not_after: datetime) -> None:
-        """Take an expired certificate that has had its last alert out of the index (it stays tracked)."""
+        """Take a certificate out of its expiry day (an expired one that had its last alert stays tracked)."""
         with contextlib.suppress(ResourceNotFoundError):
-            self._table(CERTIFICATES_BY_EXPIRY).delete_entity(expiry_day(not_after), table_key(onboarding))
+            day = expiry_day(not_after)
+            self._existing_table(expiry_table(expiry_month(day))).delete_entity(day, table_key(onboarding))
 
     def certificates_page(self, expiring_before: datetime | None, page_size: int,
                           continuation: str | None = None) -> tuple[list[dict], str | None]:

@@ -14,7 +14,7 @@ import pytest
 
 from shared.state import StateStore
 from tests.conftest import customers
-from tests.e2e.conftest import Product
+from tests.e2e.conftest import TERMINAL, Product
 
 DAY = 86400
 THRESHOLDS = [30, 14, 7, 3, 1]
@@ -22,11 +22,15 @@ RETENTION_DAYS = 45
 
 
 @pytest.fixture(scope="module")
-def monitor(simulator, azurite):
-    """The product with rotation off (only alerts), keeping Durable history and audit entries for 45 days."""
+def monitor(simulator, azurite, webhook):
+    """The product with rotation off (only alerts) delivering to the loopback webhook (json) and by mail, keeping
+    Durable history and audit entries for 45 days."""
     process = Product(simulator, azurite.connection_string, env={
         "CERTAUTH_ROTATE_BEFORE_DAYS": "0", "CERTAUTH_HISTORY_RETENTION_DAYS": str(RETENTION_DAYS),
-        "CERTAUTH_AUDIT_RETENTION_DAYS": str(RETENTION_DAYS)}).launch()
+        "CERTAUTH_AUDIT_RETENTION_DAYS": str(RETENTION_DAYS),
+        "CERTAUTH_ALERT_WEBHOOK_URL": webhook.url, "CERTAUTH_ALERT_WEBHOOK_FORMAT": "json",
+        "CERTAUTH_ALERT_MAIL_FROM": f"certauth-alerts@{simulator.home['domain']}",
+        "CERTAUTH_ALERT_MAIL_TO": "ops@contoso.example"}).launch()
     yield process
     process.stop()
 
@@ -80,7 +84,18 @@ def now(simulator) -> datetime:
     return _parse(simulator.admin("GET", "/clock")["now"])
 
 
-def test_one_alert_per_threshold_then_expired_with_concurrent_runs(simulator, monitor, state, clean_faults):
+def wait_delivered(product, instance: str, timeout: float = 60) -> dict:
+    """Poll the alert orchestration's status until it ends (its sinks retry on durable timers only on failure)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = product.status(instance)
+        if status is not None and status["runtimeStatus"] in TERMINAL:
+            return status
+        assert time.monotonic() < deadline, (instance, status, product.stderr_lines[-20:])
+        time.sleep(0.05)  # polling the status
+
+
+def test_one_alert_per_threshold_then_expired_with_concurrent_runs(simulator, monitor, state, webhook, clean_faults):
     onboarded = onboard(simulator, monitor, "expiry-daily@contoso.com")
     certificate = certificate_of(state, onboarded["id"])
     not_after = certificate["NotAfter"]
@@ -117,24 +132,27 @@ def test_one_alert_per_threshold_then_expired_with_concurrent_runs(simulator, mo
     assert body["historyPurged"] >= 0, body
     assert body["auditPurged"] >= 0, body
 
-    registered = {f["name"] for f in monitor.call("GET", "/admin/functions", key="admin").json()}
-    if "alert_orchestrator" in registered:  # engineer S's orchestration delivers them
-        name, version = certificate["CertificateName"], certificate["Version"]
-        started = [a["started"] for run in runs for a in json.loads(run.get("Alerts") or "[]")
-                   if a["onboardingId"] == onboarded["id"]]
-        assert started == [True] * len(sent)
-        for kind, threshold in sent:
-            assert monitor.status(f"alert-{name}-{version}-{kind}-{threshold}") is not None
-        assert monitor.status(f"alert-{name}-{version}-certificateExpiry-21") is None
-        # each was raised once (the orchestration's own audit entry, keyed by the alert id)
-        ids = {f"alert-{name}-{version}-{kind}-{threshold}" for kind, threshold in sent}
-        deadline = time.monotonic() + 60
-        while True:
-            raised = [e["AlertId"] for e in state.audit_trail(onboarded["id"]) if e["Event"] == "alertRaised"]
-            if set(raised) == ids or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)  # polling the audit trail while the orchestrations run
-        assert sorted(raised) == sorted(ids)
+    name, version = certificate["CertificateName"], certificate["Version"]
+    started = [a["started"] for run in runs for a in json.loads(run.get("Alerts") or "[]")
+               if a["onboardingId"] == onboarded["id"]]
+    assert started == [True] * len(sent)
+    ids = [f"alert-{name}-{version}-{kind}-{threshold}" for kind, threshold in sent]
+    assert monitor.status(f"alert-{name}-{version}-certificateExpiry-21") is None
+    finished = {instance: wait_delivered(monitor, instance) for instance in ids}
+    assert all(status["runtimeStatus"] == "Completed" for status in finished.values()), finished
+    # what the admins receive: exactly one webhook body per threshold and one when expired, one mail each
+    bodies = [b for b in webhook.bodies() if b.get("onboardingId") == onboarded["id"]]
+    assert sorted((b["id"], b["type"], b["threshold"]) for b in bodies) == sorted(
+        (instance, kind, threshold) for instance, (kind, threshold) in zip(ids, sent, strict=True)), bodies
+    assert all(b["schema"] == "certauth.alert/v1" and b["thumbprint"] == certificate["Thumbprint"] for b in bodies)
+    mails = [m for m in simulator.admin("GET", f"/tenants/{simulator.home['tenantId']}/mail")["value"]
+             if "expiry-daily@contoso.com" in (m["message"].get("subject") or "")]
+    subjects = sorted(m["message"]["subject"] for m in mails)
+    assert subjects == sorted(["certauth: Certificate expires soon (expiry-daily@contoso.com)"] * len(THRESHOLDS)
+                              + ["certauth: Certificate expired (expiry-daily@contoso.com)"]), subjects
+    # each was raised once (the orchestration's own audit entry, keyed by the alert id)
+    raised = [e["AlertId"] for e in state.audit_trail(onboarded["id"]) if e["Event"] == "alertRaised"]
+    assert sorted(raised) == sorted(ids)
 
     # retention: the onboarding's instance and audit entries are over 45 days old, so they are gone
     assert monitor.status(onboarded["id"]) is None

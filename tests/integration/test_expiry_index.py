@@ -1,4 +1,5 @@
-"""The expiry index in Azurite: a scan reads the days due only, a moved notAfter leaves its old day, alert claims are
+"""The expiry index in Azurite: a scan reads the days (and month tables) due only, a moved notAfter leaves its old day
+and month, an emptied month leaves the month list, alert claims are
 ETag-guarded (two runs, one claim), runs read newest first, the certificates list pages with a continuation."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.state import CERTIFICATES_BY_EXPIRY, StateStore, expiry_day, onboarding_id
+from shared.state import EXPIRY_MONTHS, StateStore, expiry_day, expiry_month, expiry_table, onboarding_id
 
 
 @pytest.fixture
@@ -61,8 +62,56 @@ def test_a_new_notafter_moves_the_certificate_to_its_new_day(store, base):
     store.unindex_certificate_expiry(oid, base + timedelta(days=365))
     assert oid not in {e["RowKey"] for e in store.certificates_expiring_by_day(
         expiry_day(base + timedelta(days=365)), expiry_day(base + timedelta(days=365)))}
-    index = store._table(CERTIFICATES_BY_EXPIRY)
-    assert not list(index.query_entities("RowKey eq @rk", parameters={"rk": oid}))
+    for moment in (base, base + timedelta(days=365)):
+        index = store._table(expiry_table(expiry_month(expiry_day(moment))))
+        assert not list(index.query_entities("RowKey eq @rk", parameters={"rk": oid}))
+
+
+def test_a_moved_notafter_leaves_its_old_month_table(store, base):
+    tenant = str(uuid.uuid4())
+    old, new = base, base + timedelta(days=62)
+    oid = track(store, tenant, "month@contoso.com", old)
+    old_table, new_table = (store._table(expiry_table(expiry_month(expiry_day(m)))) for m in (old, new))
+    assert old_table.table_name != new_table.table_name
+    assert [e["RowKey"] for e in old_table.query_entities("RowKey eq @rk", parameters={"rk": oid})] == [oid]
+    track(store, tenant, "month@contoso.com", new, version="v2")
+    assert not list(old_table.query_entities("RowKey eq @rk", parameters={"rk": oid}))
+    assert [(e["PartitionKey"], e["Version"]) for e in new_table.query_entities("RowKey eq @rk",
+                                                                                  parameters={"rk": oid})] == [
+        (expiry_day(new), "v2")]
+
+
+def test_the_scan_reads_only_the_month_tables_its_window_spans(store, base):
+    tenant = str(uuid.uuid4())
+    due = track(store, tenant, "window@contoso.com", base + timedelta(days=3))
+    far = base + timedelta(days=200)
+    track(store, tenant, "far@contoso.com", far)
+    # A row planted in the far month's table under a day inside the window: a scan that read that table would
+    # return it; the product never writes such a row.
+    planted = onboarding_id(tenant, "planted@contoso.com")
+    store._table(expiry_table(expiry_month(expiry_day(far)))).upsert_entity(
+        {"PartitionKey": expiry_day(base + timedelta(days=3)), "RowKey": planted, "NotAfter": far})
+    found = {e["RowKey"] for e in store.certificates_expiring_by_day(expiry_day(base),
+                                                                     expiry_day(base + timedelta(days=30)))}
+    assert due in found
+    assert planted not in found
+
+
+def test_an_emptied_month_leaves_the_month_list_until_a_row_is_written_again(store, base):
+    months = store._table(EXPIRY_MONTHS)
+    tenant = str(uuid.uuid4())
+    oid = track(store, tenant, "emptied@contoso.com", base)
+    month = expiry_month(expiry_day(base))
+    listed = {e["RowKey"] for e in months.query_entities("PartitionKey eq 'month'")}
+    assert month in listed
+    store.unindex_certificate_expiry(oid, base)
+    # the whole month is read (the sweep reads every listed month up to its window): found empty, it is dropped
+    last = expiry_day(base.replace(day=28) + timedelta(days=5))
+    assert oid not in {e["RowKey"] for e in store.certificates_expiring_by_day(None, last)}
+    assert month not in {e["RowKey"] for e in months.query_entities("PartitionKey eq 'month'")}
+    track(store, tenant, "emptied@contoso.com", base)
+    assert month in {e["RowKey"] for e in months.query_entities("PartitionKey eq 'month'")}
+    assert oid in {e["RowKey"] for e in store.certificates_expiring_by_day(None, last)}
 
 
 def test_two_runs_that_saw_the_same_state_claim_an_alert_once(store, base):

@@ -146,3 +146,19 @@ def test_make_up_passes_certauth_settings_through_and_sets_the_schedule() -> Non
                              {"graphUrl": "g", "loginUrl": "l", "vaultUrl": "v", "identityEndpoint": "i",
                               "identityHeader": "h", "caBundle": "c"})
     assert settings["CERTAUTH_EXPIRY_SCHEDULE"] == "0 0 6 * * *"
+
+
+def test_at_most_the_bound_of_rotations_start_per_run_soonest_first() -> None:
+    from functions.expiry import soonest_first
+
+    base = datetime(2026, 3, 1, tzinfo=UTC)
+    wanted = [(base + timedelta(days=d), f"rotation-{d}", {"onboardingId": str(d)}) for d in (9, 3, 25, 1, 14)]
+    started, deferred = soonest_first(wanted, 3)
+    assert [instance for instance, _ in started] == ["rotation-1", "rotation-3", "rotation-9"]
+    assert started[0][1] == {"onboardingId": "1"}
+    assert deferred == 2
+    everything, none_deferred = soonest_first(wanted, 20)
+    assert [instance for instance, _ in everything] == ["rotation-1", "rotation-3", "rotation-9", "rotation-14",
+                                                        "rotation-25"]
+    assert none_deferred == 0
+    assert soonest_first([], 20) == ([], 0)

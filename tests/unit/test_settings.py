@@ -280,3 +280,11 @@ def test_bad_rotation_grace_hours_are_refused(env: pytest.MonkeyPatch, value: st
     env.setenv("CERTAUTH_ROTATION_GRACE_HOURS", value)
     with pytest.raises(SettingsError, match="CERTAUTH_ROTATION_GRACE_HOURS"):
         get_settings()
+
+
+def test_the_rotations_per_run_setting() -> None:
+    assert Settings.from_env({}).rotations_per_run == 20
+    assert Settings.from_env({"CERTAUTH_ROTATIONS_PER_RUN": "5"}).rotations_per_run == 5
+    for bad in ("0", "-1", "1001", "many"):
+        with pytest.raises(SettingsError, match="CERTAUTH_ROTATIONS_PER_RUN"):
+            Settings.from_env({"CERTAUTH_ROTATIONS_PER_RUN": bad})
