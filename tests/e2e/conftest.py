@@ -370,3 +370,13 @@ def webhook():
     receiver = WebhookReceiver()
     yield receiver
     receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def state(azurite):
+    """The product's Table Storage, read directly in Azurite (not through the fault proxies)."""
+    from shared.state import StateStore
+
+    store = StateStore(azurite.connection_string)
+    yield store
+    store.close()

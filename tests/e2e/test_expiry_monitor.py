@@ -12,7 +12,6 @@ from datetime import datetime
 
 import pytest
 
-from shared.state import StateStore
 from tests.conftest import customers
 from tests.e2e.conftest import TERMINAL, Product
 
@@ -33,13 +32,6 @@ def monitor(simulator, azurite, webhook):
         "CERTAUTH_ALERT_MAIL_TO": "ops@contoso.example"}).launch()
     yield process
     process.stop()
-
-
-@pytest.fixture(scope="module")
-def state(azurite):
-    store = StateStore(azurite.connection_string)
-    yield store
-    store.close()
 
 
 def _parse(value: str) -> datetime:

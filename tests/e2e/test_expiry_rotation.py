@@ -7,20 +7,15 @@ Tenant: customers(simulator)[0]."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import uuid
 
 import pytest
-import requests
-from azure.identity import ClientSecretCredential
 
-from shared.state import StateStore
 from tests.conftest import customers
 from tests.e2e.conftest import Product
 from tests.e2e.test_expiry_monitor import DAY, certificate_of, now, onboard, run_timer
-from tests.e2e.test_rotation import _follow
+from tests.e2e.test_rotation import _follow, _key_thumbprints
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 ROTATE_BEFORE_DAYS = 30
@@ -35,29 +30,11 @@ def rotating(simulator, azurite):
     process.stop()
 
 
-@pytest.fixture(scope="module")
-def state(azurite):
-    store = StateStore(azurite.connection_string)
-    yield store
-    store.close()
-
-
 def _graph_key_thumbprints(simulator, tenant: dict, mailbox: str) -> list[str]:
-    """The SHA-1 thumbprints of the onboarded app's keys, read from Graph ($select=keyCredentials has their bytes)."""
+    """The SHA-1 thumbprints of the onboarded app's keys, read from Graph."""
     [app] = [a for a in simulator.tenant_state(tenant["tenantId"])["applications"]
              if a["displayName"].endswith(f"({mailbox})")]
-    credential = ClientSecretCredential(tenant["tenantId"], tenant["provisioner"]["clientId"],
-                                        tenant["provisioner"]["clientSecret"],
-                                        authority=simulator.info["authorityHost"], disable_instance_discovery=True)
-    try:
-        token = credential.get_token(GRAPH_SCOPE).token
-    finally:
-        credential.close()
-    response = requests.get(f"{simulator.info['graphUrl']}/applications/{app['id']}?$select=keyCredentials",
-                            headers={"Authorization": f"Bearer {token}"}, verify=simulator.info["caBundle"],
-                            timeout=30)
-    assert response.status_code == 200, response.text
-    return [hashlib.sha1(base64.b64decode(k["key"])).hexdigest().upper() for k in response.json()["keyCredentials"]]
+    return _key_thumbprints(simulator, tenant, app)
 
 
 def _alert_ids(runs: list[dict], onboarding: str) -> list[str]:
