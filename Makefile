@@ -1,6 +1,6 @@
 # certauth: developer entry points.
 #
-#   make test    install what is missing (venv, Python and npm packages), then run pytest
+#   make test    install what is missing (venv, Python and npm packages, Debian's chromium), then run pytest
 #   make demo    make up, one onboarding end to end (python -m sandbox.demo), make down (always)
 #   make lint    ruff
 #   make bench   run the benchmarks in bench/
@@ -24,7 +24,7 @@ VENV_STAMP := $(VENV)/.requirements.stamp
 NODE_STAMP := node_modules/.package-lock.stamp
 PYTEST_ARGS ?=
 
-.PHONY: deps test lint bench up down demo clean distclean
+.PHONY: deps browser test lint bench up down demo clean distclean
 
 deps: $(VENV_STAMP) $(NODE_STAMP)
 
@@ -42,7 +42,22 @@ $(NODE_STAMP): package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-test: deps
+# The progress page's tests drive Debian's Chromium through Playwright (browser downloads don't work offline):
+# install the package when it is missing and apt-get is allowed (root, or sudo without a password); otherwise
+# those tests skip and say why.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
+	  if [ "$$SUDO" != none ] && command -v apt-get >/dev/null; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null \
+	      || { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null; } \
+	      || echo "make: could not install chromium: the browser tests will skip" >&2; \
+	  else echo "make: $(CHROMIUM) is missing and apt-get is not allowed here: the browser tests will skip" >&2; fi; \
+	fi
+
+test: deps browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV_STAMP)

@@ -140,3 +140,8 @@ def status_link(base: str, instance: str, token: str, *, fail_on_error: bool = F
     """The anonymous status URL of one onboarding, carrying its read-only token."""
     url = f"{base}/api/onboardings/{quote(instance, safe='')}/status?token={quote(token, safe='')}"
     return with_query(url, **({FAIL_SWITCH: "true"} if fail_on_error else {}))
+
+
+def view_link(base: str, instance: str, token: str) -> str:
+    """The progress page of one onboarding, authorised by its status token."""
+    return f"{base}/api/onboardings/{quote(instance, safe='')}/view?token={quote(token, safe='')}"

@@ -25,6 +25,7 @@ from functions.api import (
     retry_after,
     status_link,
     validation_error,
+    view_link,
     wants_failure_as_error,
 )
 from functions.certificates import customer_certificate_links, import_request_pfx
@@ -102,12 +103,30 @@ def _certificate_options(request, record: dict, cap_months: int) -> tuple[dict, 
     return {**wanted, **{k: stored[k] for k in wanted if k in stored}}, changed
 
 
-async def _status_url(req: func.HttpRequest, instance: str, *, fail_on_error: bool = False) -> str:
-    """A tokenised status URL for this caller: read-only, this onboarding only, expiring."""
+async def status_token(instance: str) -> str:
+    """A new status token of one onboarding: read-only, this onboarding only, expiring. It authorises the status
+    URL and the progress page."""
     settings = get_settings()
     key = await asyncio.to_thread(signing_keys(settings).current)
-    token = make_token(key, STATUS_PURPOSE, instance, int(time.time()) + settings.status_token_days * 86400)
-    return status_link(public_base(req, settings.public_base_url), instance, token, fail_on_error=fail_on_error)
+    return make_token(key, STATUS_PURPOSE, instance, int(time.time()) + settings.status_token_days * 86400)
+
+
+async def check_status_token(instance: str, token: str) -> bool:
+    """Whether `token` is a valid status token of this onboarding."""
+    if not ONBOARDING_ID.match(instance):
+        return False
+    try:
+        keys = await asyncio.to_thread(signing_keys(get_settings()).accepted, token_version(token))
+        read_token(token, keys, STATUS_PURPOSE, instance)
+    except TokenRejected:
+        return False
+    return True
+
+
+async def _status_url(req: func.HttpRequest, instance: str, *, fail_on_error: bool = False) -> str:
+    """A tokenised status URL for this caller."""
+    token = await status_token(instance)
+    return status_link(public_base(req, get_settings().public_base_url), instance, token, fail_on_error=fail_on_error)
 
 
 @bp.route(route="onboardings", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -119,6 +138,15 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
         request = parse_onboarding_request(req.get_body())
     except RequestError as error:
         return validation_error(error.problems)
+    return await begin_onboarding(req, client, request)
+
+
+async def begin_onboarding(req: func.HttpRequest, client: df.DurableOrchestrationClient, request, *,
+                           consented_at: datetime | None = None, warnings: list[dict] | None = None
+                           ) -> func.HttpResponse:
+    """Start (or join) the onboarding a validated request asks for: 202 with the status URL, or the refusal in
+    Azure's error shape. POST /api/onboardings and the onboarding link's callback both come here; the callback
+    adds when the tenant's administrator consented and what it found about the tenant (`warnings`)."""
     manual = request.method == "manual"
     settings = get_settings()
     if manual and not settings.verifier_client_id:
@@ -155,6 +183,8 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
         "method": request.method, "permissionProfile": request.permission_profile,
         "directoryRole": request.directory_role, "certificate": certificate,
     }
+    if consented_at is not None:
+        payload["consentedAt"] = consented_at.astimezone(UTC).isoformat()
     existing = await client.get_status(instance, show_input=True)
     active = bool(existing and existing.runtime_status in ACTIVE)
     conflict = _method_conflict(instance, record, request.method, active)
@@ -177,7 +207,7 @@ async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
     fields = {"TenantId": request.tenant_id, "ServiceMailbox": request.service_mailbox, "Status": "running",
               "Step": "accepted", "Method": request.method, "PermissionProfile": request.permission_profile,
               "DirectoryRole": request.directory_role or "", "Error": "", "Changes": "",
-              "CertificateOptions": json.dumps(certificate)}
+              "CertificateOptions": json.dumps(certificate), "Warnings": json.dumps(warnings or [])}
     # Table Storage's client is sync: keep its round trips off the worker's event loop.
     await asyncio.to_thread(_record_request, instance, fields)
     try:
@@ -249,10 +279,12 @@ async def _join(req: func.HttpRequest, instance: str, running, payload: dict) ->
 
 
 async def _accepted(req: func.HttpRequest, instance: str, runtime_status: str | None) -> func.HttpResponse:
-    url = await _status_url(req, instance, fail_on_error=wants_failure_as_error(req))
+    token = await status_token(instance)
+    base = public_base(req, get_settings().public_base_url)
+    url = status_link(base, instance, token, fail_on_error=wants_failure_as_error(req))
     status = "pending" if runtime_status == "Pending" else "running"
     return json_response({"id": instance, "runtimeStatus": runtime_status, "status": status,
-                          "statusQueryGetUri": url}, 202,
+                          "statusQueryGetUri": url, "viewUrl": view_link(base, instance, token)}, 202,
                          {"Location": url, "Retry-After": str(retry_after(status, None))})
 
 
@@ -313,15 +345,15 @@ def _method_status(req: func.HttpRequest, instance: str, record: dict, lifecycle
     return keys
 
 
-async def _onboarding_status(req: func.HttpRequest, client: df.DurableOrchestrationClient, instance: str,
-                             location) -> func.HttpResponse:
-    """The status answer shared by both status routes: the body, and the code by lifecycle status (202 with
-    Location and Retry-After while it can progress, 200 once terminal, 500 for a failure when asked)."""
+async def onboarding_status_body(req: func.HttpRequest, client: df.DurableOrchestrationClient,
+                                 instance: str) -> tuple[dict | None, dict]:
+    """The status body of one onboarding (None when there is none) and the orchestration's custom status: what
+    the status routes answer and the progress page shows."""
     stored = await asyncio.to_thread(_store().get_onboarding, instance)
     status = await client.get_status(instance)
     runtime = _runtime(status)
     if stored is None and runtime is None:
-        return azure_error(404, "NotFound", f"no onboarding {instance}", target="id")
+        return None, {}
     record = stored.entity if stored else {}
     custom = status.custom_status if status and isinstance(status.custom_status, dict) else {}
     output = status.output if status and isinstance(status.output, dict) else {}
@@ -345,11 +377,23 @@ async def _onboarding_status(req: func.HttpRequest, client: df.DurableOrchestrat
         "created": custom.get("created") or _loads(record.get("Created"), {}),
         "changes": _loads(record.get("Changes"), None),
         "error": _loads(record.get("Error"), None),
+        "warnings": _loads(record.get("Warnings"), []),
         "output": output or None,
     }
     body.update(_method_status(req, instance, record, lifecycle))
     if lifecycle == "waitingForCertificate":
         body.update(customer_certificate_links(req, instance))  # the CSR to sign, where its certificate goes
+    return body, custom
+
+
+async def _onboarding_status(req: func.HttpRequest, client: df.DurableOrchestrationClient, instance: str,
+                             location) -> func.HttpResponse:
+    """The status answer shared by both status routes: the body, and the code by lifecycle status (202 with
+    Location and Retry-After while it can progress, 200 once terminal, 500 for a failure when asked)."""
+    body, custom = await onboarding_status_body(req, client, instance)
+    if body is None:
+        return azure_error(404, "NotFound", f"no onboarding {instance}", target="id")
+    lifecycle = body["status"]
     code = http_status(lifecycle, wants_failure_as_error(req))
     if code == 500:
         error = body["error"] or {}
@@ -382,15 +426,9 @@ async def get_onboarding_status(req: func.HttpRequest, client: df.DurableOrchest
     (read-only, this onboarding only, expiring), so a poller needs no header."""
     instance = req.route_params.get("id", "")
     token = req.params.get("token") or ""
-    forbidden = azure_error(403, "AuthorizationFailed", "the status token is missing, expired or not valid for "
-                            "this onboarding: use the status URL of the request's own 202")
-    if not ONBOARDING_ID.match(instance):
-        return forbidden
-    try:
-        keys = await asyncio.to_thread(signing_keys(get_settings()).accepted, token_version(token))
-        read_token(token, keys, STATUS_PURPOSE, instance)
-    except TokenRejected:
-        return forbidden
+    if not await check_status_token(instance, token):
+        return azure_error(403, "AuthorizationFailed", "the status token is missing, expired or not valid for "
+                           "this onboarding: use the status URL of the request's own 202")
 
     async def location() -> str:
         # The caller's own URL again (its token, its switch), on the public base.

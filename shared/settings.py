@@ -151,7 +151,8 @@ class Settings:
             value = getattr(self, name)
             if value is None:
                 continue
-            _check_https(name, value)
+            # Local development (`func start`) serves http on loopback, where Entra accepts http redirect URIs too.
+            _check_https(name, value, loopback_http=name == "public_base_url")
             # One canonical form: no trailing slash ("https://graph.microsoft.com/v1.0").
             object.__setattr__(self, name, value.rstrip("/"))
         if not self.taskhub:
@@ -279,10 +280,12 @@ def _check_expiry_settings(settings: Settings) -> None:
                             f"{MAX_ROTATIONS_PER_RUN}, got {settings.rotations_per_run!r}")
 
 
-def _check_https(field_name: str, value: str) -> None:
+def _check_https(field_name: str, value: str, *, loopback_http: bool = False) -> None:
     parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.netloc:
-        raise SettingsError(f"{ENV_NAMES[field_name]} must be an https:// URL, got {value!r}")
+    local = loopback_http and parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if not parts.netloc or not (parts.scheme == "https" or local):
+        allowed = " (http only to localhost)" if loopback_http else ""
+        raise SettingsError(f"{ENV_NAMES[field_name]} must be an https:// URL{allowed}, got {value!r}")
 
 
 def _check_webhook_url(value: str) -> None:

@@ -19,6 +19,7 @@ POST /_sandbox/holds/{name}/wait), so a test can stop the product at an exact ca
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import re
@@ -76,6 +77,7 @@ def _middlewares(origin: str):
         world: World = request.app["world"]
         path = request.path_qs
         started = time.time()
+        caller = await _caller(request)
         response: web.StreamResponse
         try:
             if not request.path.startswith("/_sandbox"):
@@ -96,12 +98,30 @@ def _middlewares(origin: str):
             world.note_role_assignments()  # and each directory role assignment: the "roleAssignment" delay
         if not request.path.startswith("/_sandbox"):
             world.requests.append(RequestRecord(origin, request.method, path, response.status,
-                                                _tenant_of_path(request.path), started, time.time()))
+                                                _tenant_of_path(request.path), started, time.time(), *caller))
         if isinstance(response, web.HTTPException):
             raise response
         return response
 
     return [observe]
+
+
+async def _caller(request: web.Request) -> tuple[str | None, str | None]:
+    """(grant_type of a token request, "app" or "delegated" for a bearer token) for the request log: tests check
+    that the product only ever calls app-only. The token's claims are read unverified: the services verify it."""
+    grant_type = token_type = None
+    if request.method == "POST" and request.path.endswith("/token") and request.content_type == \
+            "application/x-www-form-urlencoded":
+        grant_type = (await request.post()).get("grant_type")  # aiohttp caches the form for the handler
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        try:
+            payload = header[7:].split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            token_type = "delegated" if "scp" in claims else "app"
+        except (IndexError, ValueError):
+            token_type = "unreadable"
+    return (str(grant_type) if grant_type is not None else None), token_type
 
 
 async def _apply_faults(world: World, origin: str, request: web.Request) -> None:

@@ -249,6 +249,10 @@ class RequestRecord:
     tenant_id: str | None = None
     started: float = 0.0    # wall-clock epoch seconds (a measurement aid, not the sandbox clock)
     finished: float = 0.0
+    # Who asked: the grant_type of a token request, and whether a bearer token was app-only ("app": no `scp`
+    # claim, Entra's app-only tokens carry `roles` only) or for a user ("delegated": `scp`).
+    grant_type: str | None = None
+    token_type: str | None = None
 
 
 class World:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +36,13 @@ HOST_APP = REPO / "tests" / "host_app"
 TERMINAL = {"Completed", "Failed", "Terminated"}
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now (the host binds it a moment later)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class HostProcess:
     """One ``python -m sandbox.host`` child process."""
 
@@ -51,10 +59,13 @@ class HostProcess:
         self.info: dict[str, Any] = {}
         self.stderr_lines: list[str] = []
 
+    port = 0  # any free port, unless a subclass chose one
+
     def launch(self, timeout: float = 30) -> HostProcess:
         env = {**os.environ, "AzureWebJobsStorage": self.connection_string, "PYTHONPATH": str(REPO),
                "SANDBOX_HOST_LOG_LEVEL": "WARNING", **self.env}
-        args = [sys.executable, "-m", "sandbox.host", "--port", "0", "--task-hub", self.task_hub, *self.extra_args]
+        args = [sys.executable, "-m", "sandbox.host", "--port", str(self.port), "--task-hub", self.task_hub,
+                *self.extra_args]
         if self.keys_file:
             args += ["--keys-file", self.keys_file]
         self.proc = subprocess.Popen(args, cwd=self.app_dir, env=env, stdout=subprocess.PIPE,
@@ -205,6 +216,10 @@ class Product(HostProcess):
         settings = host_settings({"connectionString": connection_string}, simulator.info)
         assert "TABLES_CONNECTION_STRING" in settings, "the session simulator serves no tables proxy"
         settings["SANDBOX_HOST_LOG_LEVEL"] = "INFO"  # the product's logs are scanned for secrets
+        # The product builds links, redirect URIs and pages from CERTAUTH_PUBLIC_BASE_URL, never from the Host
+        # header: the host gets a port chosen here, so the setting can name it before the host starts.
+        self.port = free_port()
+        settings["CERTAUTH_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{self.port}"
         settings.update(env or {})  # extra application settings (e.g. CERTAUTH_ALLOW_EXPORTABLE_KEYS)
         super().__init__(connection_string, app_dir=REPO, env=settings,
                          extra_args=["--clock-url", simulator.info["clockUrl"],

@@ -452,3 +452,19 @@ def test_a_token_for_resource_manager_names_the_resource_as_asked(simulator, cus
     assert claims["aud"] == "https://management.azure.com"
     assert claims["appid"] == customer["provisioner"]["clientId"]
     assert "roles" not in claims
+
+
+def test_request_log_says_who_asked(simulator, customer):
+    """Each logged request names a token request's grant type and whether a bearer token was app-only: what the
+    onboarding-link test reads to show that the product never holds a user's token."""
+    import requests
+
+    start = simulator.requests_since(0)["next"]
+    token = _secret_credential(simulator, customer["tenantId"], customer["provisioner"]).get_token(GRAPH_SCOPE)
+    requests.get(f"{simulator.info['graphUrl']}/organization", headers={"Authorization": f"Bearer {token.token}"},
+                 timeout=10)
+    requests.get(f"{simulator.info['graphUrl']}/organization", headers={"Authorization": "Bearer x.!.y"}, timeout=10)
+    records = simulator.requests_since(start)["requests"]
+    assert [r["grant_type"] for r in records if r["path"].endswith("/oauth2/v2.0/token")] == ["client_credentials"]
+    graph = [r for r in records if r["origin"] == "graph"]
+    assert [r["token_type"] for r in graph] == ["app", "unreadable"]
