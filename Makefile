@@ -1,6 +1,6 @@
 # certauth: developer entry points.
 #
-#   make test    install what is missing (venv, Python and npm packages, Debian's chromium), then run pytest
+#   make test    install what is missing (venv, Python and npm packages, Debian's chromium, checkov's venv), then run pytest
 #   make demo    make up, one onboarding end to end (python -m sandbox.demo), make down (always)
 #   make lint    ruff
 #   make bench   run the benchmarks in bench/
@@ -57,7 +57,7 @@ browser:
 	  else echo "make: $(CHROMIUM) is missing and apt-get is not allowed here: the browser tests will skip" >&2; fi; \
 	fi
 
-test: deps browser
+test: deps browser checkov-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV_STAMP)
@@ -101,6 +101,23 @@ azcli-deps:
 
 test-azcli: deps azcli-deps
 	CERTAUTH_AZ_CLI=$(CURDIR)/$(AZCLI_VENV)/bin/az $(PY) -m pytest tests/azcli $(PYTEST_ARGS)
+
+# checkov for the infrastructure checks (tests/infra/test_checkov.py, part of `make test`): its own venv, because
+# it pins its own versions of common packages; re-created only when the sha256 of requirements-checkov.txt
+# changes (the stamp inside the venv holds it), so a warm `make test` spends no time here.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_REQUIREMENTS := requirements-checkov.txt
+CHECKOV_STAMP := $(CHECKOV_VENV)/.requirements.sha256
+CHECKOV_HASH = $(shell sha256sum $(CHECKOV_REQUIREMENTS) | cut -d' ' -f1)
+
+.PHONY: checkov-deps
+checkov-deps:
+	@if [ "$$(cat $(CHECKOV_STAMP) 2>/dev/null)" != "$(CHECKOV_HASH)" ]; then \
+		test -n "$(BOOTSTRAP_PYTHON)" || { echo "make: python3.11 or python3 is needed" >&2; exit 1; }; \
+		rm -rf $(CHECKOV_VENV) && $(BOOTSTRAP_PYTHON) -m venv $(CHECKOV_VENV) && \
+		$(CHECKOV_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off -q \
+			-r $(CHECKOV_REQUIREMENTS) && echo "$(CHECKOV_HASH)" > $(CHECKOV_STAMP); \
+	fi
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .sandbox

@@ -267,4 +267,6 @@ def _certificate_body(store, entity: dict, now: datetime) -> dict:
             "daysLeft": days_left(not_after, now) if isinstance(not_after, datetime) else None,
             "lastAlert": {"id": alert["LastAlert"], "type": alert.get("LastAlertType"),
                           "at": _iso(alert.get("LastAlertAt"))} if alert.get("LastAlert") else None,
-            "rotation": rotation_of(onboarding).get("state")}
+            "rotation": rotation_of(onboarding).get("state"),
+            # A retired onboarding's certificate stays listed (its record is kept for audit) but is not monitored.
+            "status": onboarding.get("Status")}

@@ -1,5 +1,6 @@
 """The manual method: the orchestrator that waits for the admin's script, its read-only verification, and the
-routes GET /api/onboardings/{id}/script and POST /api/onboardings/{id}/verify.
+routes GET /api/onboardings/{id}/script and POST /api/onboardings/{id}/verify (their work is
+onboarding_script and request_verification, which the progress page's actions call too).
 
 The orchestration makes (or reuses) the certificate as the automatic method does, then waits: for the external
 event AdminVerified (POST …/verify) or the next poll (a durable timer every CERTAUTH_MANUAL_POLL_MINUTES), until
@@ -191,26 +192,58 @@ def _record_of(instance: str) -> dict | None:
     return stored.entity if stored else None
 
 
+class ManualRefused(Exception):
+    """A manual-method action that cannot be done now, in Azure's error terms: the API answers it as an error, the
+    progress page (functions/progress.py) as a page."""
+
+    def __init__(self, status: int, code: str, message: str, *, target: str | None = None,
+                 headers: dict | None = None, innererror: dict | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.target, self.headers, self.innererror = target, headers, innererror
+
+    def response(self) -> func.HttpResponse:
+        """The refusal in Azure's error shape."""
+        return azure_error(self.status, self.code, self.message, target=self.target, headers=self.headers,
+                           innererror=self.innererror)
+
+
 @bp.route(route="onboardings/{id}/script", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @handled(log)
 async def get_onboarding_script(req: func.HttpRequest) -> func.HttpResponse:
-    """The manual method's PowerShell script for this onboarding (UTF-8 with a BOM, pure ASCII after it)."""
+    """The manual method's PowerShell script for this onboarding, for the operator (function key)."""
     instance = req.route_params.get("id", "")
     if not ONBOARDING_ID.match(instance):
         return validation_error([{"field": "id", "rule": "must be an onboarding id"}])
+    try:
+        return script_response(*await onboarding_script(req, instance))
+    except ManualRefused as refused:
+        return refused.response()
+
+
+def script_response(body: bytes, filename: str) -> func.HttpResponse:
+    """The script as a download."""
+    return func.HttpResponse(body, status_code=200, headers={
+        "Content-Type": "text/plain; charset=utf-8", "Content-Disposition": f'attachment; filename="{filename}"',
+        "Cache-Control": "no-store"})
+
+
+async def onboarding_script(req: func.HttpRequest, instance: str) -> tuple[bytes, str]:
+    """The manual method's PowerShell script of one onboarding (UTF-8 with a BOM, pure ASCII after it) and its file
+    name; raises ManualRefused when there is none (no such onboarding, the automatic method, no certificate yet)."""
     record = await asyncio.to_thread(_record_of, instance)
     if record is None:
-        return azure_error(404, "NotFound", f"no onboarding {instance}", target="id")
+        raise ManualRefused(404, "NotFound", f"no onboarding {instance}", target="id")
     if (record.get("Method") or "automatic") != "manual":
-        return azure_error(409, "NotManualOnboarding", f"onboarding {instance} uses the automatic method: it has "
-                           "no script", target="method")
+        raise ManualRefused(409, "NotManualOnboarding", f"onboarding {instance} uses the automatic method: it has "
+                            "no script", target="method")
     settings = get_settings()
     info = (await asyncio.to_thread(vault_for(settings).current, record.get("CertificateName")
                                     or certificate_name(instance))) if record.get("Thumbprint") else None
     if info is None:
-        return azure_error(409, "CertificateNotReady", f"onboarding {instance} has no certificate yet (status "
-                           f"{record.get('Status')}): the script embeds it; try again when the status is "
-                           "waitingForAdmin", target="certificate", headers={"Retry-After": "60"})
+        raise ManualRefused(409, "CertificateNotReady", f"onboarding {instance} has no certificate yet (status "
+                            f"{record.get('Status')}): the script embeds it; try again when the status is "
+                            "waitingForAdmin", target="certificate", headers={"Retry-After": "60"})
     role = catalog.directory_role(record["DirectoryRole"]) if record.get("DirectoryRole") else None
     base = public_base(req, settings.public_base_url)
     body = onboarding_script_bytes(
@@ -222,35 +255,43 @@ async def get_onboarding_script(req: func.HttpRequest) -> func.HttpResponse:
         directory_role=(role.template_id, role.display_name) if role else None,
         # POST …/verify needs the operator's function key, which the admin doesn't hold: certauth's poll notices.
         verify_url=None, admin_consent_url=admin_consent_url(settings, record["TenantId"], base))
-    filename = script_filename(record["TenantId"])
-    return func.HttpResponse(body, status_code=200, headers={
-        "Content-Type": "text/plain; charset=utf-8", "Content-Disposition": f'attachment; filename="{filename}"',
-        "Cache-Control": "no-store"})
+    return body, script_filename(record["TenantId"])
 
 
 @bp.route(route="onboardings/{id}/verify", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 @handled(log)
 async def verify_onboarding(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """The admin says the script ran: raise AdminVerified; 202 with the status URL like every start."""
+    """The admin says the script ran (the operator, with the function key): raise AdminVerified; 202 with the
+    status URL like every start."""
     instance = req.route_params.get("id", "")
     if not ONBOARDING_ID.match(instance):
         return validation_error([{"field": "id", "rule": "must be an onboarding id"}])
+    try:
+        runtime = await request_verification(client, instance)
+    except ManualRefused as refused:
+        return refused.response()
+    return await _accepted(req, instance, runtime)
+
+
+async def request_verification(client: df.DurableOrchestrationClient, instance: str) -> str | None:
+    """Raise AdminVerified for an onboarding that waits for the admin; its runtime status. Raises ManualRefused
+    when there is no such onboarding, it uses the automatic method or nothing waits for the admin."""
     record = await asyncio.to_thread(_record_of, instance)
     status = await client.get_status(instance)
     runtime = _runtime(status)
     if record is None and runtime is None:
-        return azure_error(404, "NotFound", f"no onboarding {instance}", target="id")
+        raise ManualRefused(404, "NotFound", f"no onboarding {instance}", target="id")
     record = record or {}
     if (record.get("Method") or "automatic") != "manual":
-        return azure_error(409, "NotManualOnboarding", f"onboarding {instance} uses the automatic method: there is "
-                           "nothing to verify", target="method")
+        raise ManualRefused(409, "NotManualOnboarding", f"onboarding {instance} uses the automatic method: there is "
+                            "nothing to verify", target="method")
     if runtime not in ACTIVE_RUNTIMES or record.get("Status") not in WAITING:
-        return azure_error(409, "NotWaitingForAdmin", f"onboarding {instance} is not waiting for the admin (status "
-                           f"{record.get('Status')}, runtime {runtime}): POST /api/onboardings to start it again",
-                           target="id", innererror={"onboarding": {"id": instance, "status": record.get("Status"),
-                                                                   "runtimeStatus": runtime}})
+        raise ManualRefused(409, "NotWaitingForAdmin", f"onboarding {instance} is not waiting for the admin (status "
+                            f"{record.get('Status')}, runtime {runtime}): POST /api/onboardings to start it again",
+                            target="id", innererror={"onboarding": {"id": instance, "status": record.get("Status"),
+                                                                    "runtimeStatus": runtime}})
     await client.raise_event(instance, ADMIN_VERIFIED, {"at": datetime.now(UTC).isoformat()})
     log.info("onboarding %s: the admin asked for verification", quote(instance))
-    return await _accepted(req, instance, runtime)
+    return runtime
 

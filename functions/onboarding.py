@@ -190,6 +190,13 @@ async def begin_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
     conflict = _method_conflict(instance, record, request.method, active)
     if conflict is not None:
         return conflict
+    offboarding = await client.get_status(f"offboarding-{instance}")  # shared/offboarding.offboarding_instance_id
+    if offboarding is not None and offboarding.runtime_status in ACTIVE:
+        # The offboarding removes what this run would make: start again once it has retired the onboarding.
+        return azure_error(409, "OffboardingInProgress", f"onboarding {instance} is being offboarded "
+                           f"({_runtime(offboarding)}): POST the onboarding again after the offboarding ends",
+                           target="onboarding", innererror={"offboarding": {"id": f"offboarding-{instance}",
+                                                                            "runtimeStatus": _runtime(offboarding)}})
     rotating = await client.get_status(rotation_instance_id(instance))
     if rotating is not None and rotating.runtime_status in ACTIVE:
         # The rotation changes the certificate and the app's keys: a run now would race it.
@@ -321,8 +328,15 @@ def _loads(value: str | None, default):
 
 def admin_consent_url(settings, tenant_id: str, base: str) -> str:
     """Entra's admin-consent page for the verifier app in this tenant (learn.microsoft.com/entra/identity-platform/
-    v2-admin-consent: GET {authority}/{tenant}/adminconsent?client_id=&redirect_uri=), back to the consent callback."""
-    query = urlencode({"client_id": settings.verifier_client_id or "", "redirect_uri": f"{base}/api/onboard/callback"})
+    v2-admin-consent: GET {authority}/{tenant}/adminconsent?client_id=&redirect_uri=&state=), back to the consent
+    callback. Its state (verifierConsent on the tenant, the same all day: the status and the script show one URL)
+    lets the callback tell the tenant's waiting manual onboardings to verify at once; it starts nothing."""
+    from shared.links import callback_url, verifier_state
+
+    # The key is cached per process for minutes (shared/signing.py): this sync read seldom reaches the vault.
+    state = verifier_state(signing_keys(settings).current(), tenant_id, settings.manual_deadline_days)
+    query = urlencode({"client_id": settings.verifier_client_id or "", "redirect_uri": callback_url(base),
+                       "state": state})
     return f"{settings.authority_host}/{quote(tenant_id, safe='')}/adminconsent?{query}"
 
 
@@ -379,6 +393,7 @@ async def onboarding_status_body(req: func.HttpRequest, client: df.DurableOrches
         "error": _loads(record.get("Error"), None),
         "warnings": _loads(record.get("Warnings"), []),
         "output": output or None,
+        "offboarding": _loads(record.get("Offboarding"), None),  # functions/offboarding.py: the last offboarding
     }
     body.update(_method_status(req, instance, record, lifecycle))
     if lifecycle == "waitingForCertificate":

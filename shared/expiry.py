@@ -101,6 +101,15 @@ def rotation_of(onboarding_record: dict | None) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def offboarding_active(onboarding_record: dict | None) -> bool:
+    """Whether the record's Offboarding (shared/offboarding.py) is under way: its objects are being removed."""
+    try:
+        value = json.loads((onboarding_record or {}).get("Offboarding") or "{}")
+    except (TypeError, ValueError):
+        return False
+    return isinstance(value, dict) and value.get("state") in ("running", "waitingForAdmin")
+
+
 def alert_window_last_day(now: datetime, thresholds: tuple[int, ...], rotate_before_days: int) -> str:
     """The last expiry day a run reads: the largest threshold (or the rotation lead) ahead of now."""
     return expiry_day(now + timedelta(days=max(*thresholds, rotate_before_days)))
@@ -153,8 +162,8 @@ def plan(store: StateStore, certificate: dict, now: datetime, thresholds: tuple[
     result = Plan(onboarding_id, certificate)
     record = store.get_onboarding(onboarding_id)
     onboarding = record.entity if record else {}
-    if record is None or onboarding.get("Status") == "retired":
-        return result  # no longer in use: nothing to alert or rotate
+    if record is None or onboarding.get("Status") == "retired" or offboarding_active(onboarding):
+        return result  # no longer in use (or being offboarded): nothing to alert or rotate
     if onboarding.get("AppId") and not certificate.get("AppId"):
         certificate = result.certificate = {**certificate, "AppId": onboarding["AppId"]}
     remaining = seconds_left(certificate["NotAfter"], now)

@@ -429,6 +429,94 @@ class Directory:
             raise
         return True
 
+    # -- offboarding: find, delete, restore, delete permanently -------------------------------------------
+    # Every delete answers False when the object is gone already (Graph's 404): an activity re-run after its
+    # write landed converges instead of failing.
+    async def application_by_unique_name(self, unique_name: str) -> dict | None:
+        """The live app registration with this uniqueName ({id, appId}), or None (GET /applications(uniqueName=
+        '…'): Application.Read.All, or Application.ReadWrite.OwnedBy for its own; application-get)."""
+        from msgraph.generated.applications_with_unique_name.applications_with_unique_name_request_builder import (
+            ApplicationsWithUniqueNameRequestBuilder,
+        )
+
+        builder = ApplicationsWithUniqueNameRequestBuilder(*_own_path(self.client), unique_name)
+        try:
+            app = await self._call(builder.get(request_configuration=_query(select=["id", "appId"])))
+        except GraphError as error:
+            if error.status == 404:
+                return None
+            raise
+        return {"id": app.id, "appId": app.app_id} if app else None
+
+    async def service_principal_by_app_id(self, app_id: str) -> dict | None:
+        """The live service principal of an appId ({id, appId}), or None (GET /servicePrincipals(appId='…'))."""
+        from msgraph.generated.service_principals_with_app_id.service_principals_with_app_id_request_builder import (
+            ServicePrincipalsWithAppIdRequestBuilder,
+        )
+
+        builder = ServicePrincipalsWithAppIdRequestBuilder(*_own_path(self.client), _guid(app_id))
+        try:
+            sp = await self._call(builder.get(request_configuration=_query(select=["id", "appId"])))
+        except GraphError as error:
+            if error.status == 404:
+                return None
+            raise
+        return {"id": sp.id, "appId": sp.app_id} if sp else None
+
+    async def delete_service_principal(self, service_principal_id: str) -> bool:
+        """DELETE /servicePrincipals/{id}: to deleted items (serviceprincipal-delete; Application.ReadWrite.OwnedBy
+        for one it owns, or Application.ReadWrite.All)."""
+        return await self._delete(self.client.service_principals.by_service_principal_id(service_principal_id))
+
+    async def delete_application(self, application_id: str) -> bool:
+        """DELETE /applications/{id}: to deleted items, restorable for 30 days (application-delete;
+        Application.ReadWrite.OwnedBy for one it owns, or Application.ReadWrite.All)."""
+        return await self._delete(self.client.applications.by_application_id(application_id))
+
+    async def delete_permanently(self, object_id: str) -> bool:
+        """DELETE /directory/deletedItems/{id}: gone for good, no restore. Application permission for an
+        application or a servicePrincipal: Application.ReadWrite.OwnedBy (least privileged; learn.microsoft.com/
+        graph/api/directory-deleteditems-delete, Permissions), or Application.ReadWrite.All."""
+        return await self._delete(self.client.directory.deleted_items.by_directory_object_id(object_id))
+
+    async def _delete(self, item) -> bool:
+        try:
+            await self._call(item.delete())
+        except GraphError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    async def deleted_applications(self, unique_name: str) -> list[dict]:
+        """Soft-deleted apps with this uniqueName: [{id, appId, deletedDateTime}] (GET /directory/deletedItems/
+        microsoft.graph.application?$filter=uniqueName eq '…'; Application.Read.All; directory-deleteditems-list)."""
+        first = await self._call(self.client.directory.deleted_items.graph_application.get(
+            request_configuration=_query(filter=f"uniqueName eq {odata_string(unique_name)}",
+                                         select=["id", "appId", "uniqueName", "deletedDateTime"])))
+        return [{"id": a.id, "appId": a.app_id, "deletedDateTime": _iso_or_none(a.deleted_date_time)}
+                for a in await self._every_item(first) if (a.unique_name or "").lower() == unique_name.lower()]
+
+    async def deleted_service_principals(self, app_id: str) -> list[dict]:
+        """Soft-deleted service principals of an appId: [{id, appId, deletedDateTime}]."""
+        first = await self._call(self.client.directory.deleted_items.graph_service_principal.get(
+            request_configuration=_query(filter=f"appId eq '{_guid(app_id)}'",
+                                         select=["id", "appId", "deletedDateTime"])))
+        return [{"id": s.id, "appId": s.app_id, "deletedDateTime": _iso_or_none(s.deleted_date_time)}
+                for s in await self._every_item(first)]
+
+    async def restore_deleted(self, object_id: str) -> bool:
+        """POST /directory/deletedItems/{id}/restore (directory-deleteditems-restore; Application.ReadWrite.OwnedBy
+        for one it owns). Restoring an application does not restore its service principal. False when the item is
+        not in deleted items (404)."""
+        try:
+            await self._call(self.client.directory.deleted_items.by_directory_object_id(object_id).restore.post())
+        except GraphError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
 
 async def certificate_lifetime_cap(settings: Settings, tenant_id: str) -> timedelta | None:
     """The tenant's cap on new certificate lifetimes, read with the product's identity in that tenant; None when
@@ -445,6 +533,10 @@ async def certificate_lifetime_cap(settings: Settings, tenant_id: str) -> timede
         log.warning("app management policy of tenant %s not read: %s: %s", tenant_id, type(error).__name__,
                     str(error).split(" Trace ID")[0][:300])
     return None
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment else None
 
 
 def odata_string(value: str) -> str:

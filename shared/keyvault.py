@@ -161,6 +161,18 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+_PURGE_PROTECTED_NOTE = ("the vault has purge protection: the certificate stays soft-deleted (recoverable, not "
+                         "usable) until its retention ends at {}, when Key Vault purges it")
+
+
+def _deleted_facts(deleted) -> dict:
+    """A DeletedCertificate's public facts: soft-deleted, when it will be purged, the vault's recovery level."""
+    when = getattr(deleted, "scheduled_purge_date", None)
+    props = getattr(deleted, "properties", None)
+    return {"state": "softDeleted", "scheduledPurgeDate": _iso(when) if when else None,
+            "recoveryLevel": getattr(props, "recovery_level", None)}
+
+
 def _info(certificate, exportable: bool) -> CertificateInfo:
     cer = bytes(certificate.cer)
     props = certificate.properties
@@ -422,6 +434,59 @@ class CertificateVault:
         # Reuse nothing that exists: every version up to the one being replaced is the old key.
         return self.ensure(name, subject, validity_months, key_size, exportable, now,
                            renew_within=timedelta(days=365 * 100))
+
+    # -- offboarding: soft delete, purge --------------------------------------------------------------------
+    def delete(self, name: str) -> dict:
+        """Soft-delete the certificate (its key and secret with it; delete-certificate): recoverable until its
+        scheduledPurgeDate. Idempotent: a certificate deleted already (or never made) reports what the vault has.
+        Returns {"state": "softDeleted"|"absent", "scheduledPurgeDate", "recoveryLevel"}."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            deleted = self._certificates.begin_delete_certificate(name).result()
+        except ResourceNotFoundError:
+            deleted = self._deleted(name)
+            if deleted is None:
+                return {"state": "absent", "scheduledPurgeDate": None, "recoveryLevel": None}
+        log.info("soft-deleted certificate %s", name)
+        return _deleted_facts(deleted)
+
+    def _deleted(self, name: str):
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return self._certificates.get_deleted_certificate(name)
+        except ResourceNotFoundError:
+            return None
+
+    def purge(self, name: str) -> dict:
+        """Purge the soft-deleted certificate where the vault allows it (purge-deleted-certificate). A vault with
+        purge protection (recoveryLevel without "Purgeable") keeps it until its scheduledPurgeDate: that is
+        reported, not raised. Returns {"state": "purged"|"softDeleted"|"absent", "scheduledPurgeDate",
+        "recoveryLevel", "note"?}."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        deleted = self._deleted(name)
+        if deleted is None:
+            return {"state": "absent", "scheduledPurgeDate": None, "recoveryLevel": None}
+        facts = _deleted_facts(deleted)
+        # "The operation is not available if the recovery level does not specify 'Purgeable'. This operation
+        # requires the certificate/purge permission." (rest/api/keyvault/certificates/purge-deleted-certificate)
+        if "purgeable" not in (facts["recoveryLevel"] or "").lower():
+            return {**facts, "note": _PURGE_PROTECTED_NOTE.format(facts["scheduledPurgeDate"] or "its retention end")}
+        try:
+            self._certificates.purge_deleted_certificate(name)
+        except ResourceNotFoundError:
+            pass  # purged by an earlier attempt
+        except HttpResponseError as error:
+            if error.status_code != 403:
+                raise
+            # Purge protection switched on since the read, or the identity lacks the purge data action.
+            message = str(getattr(getattr(error, "error", None), "message", None) or error.message)[:300]
+            return {**facts, "note": f"Key Vault refused the purge (403: {message}); the certificate stays "
+                                     f"soft-deleted until {facts['scheduledPurgeDate'] or 'its retention ends'}"}
+        log.info("purged certificate %s", name)
+        return {"state": "purged", "scheduledPurgeDate": None, "recoveryLevel": facts["recoveryLevel"]}
 
     def sign(self, key_id: str, algorithm: str, digest: bytes) -> bytes:
         """Sign a digest with the certificate's key inside the vault (RS256 or PS256)."""

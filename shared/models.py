@@ -24,6 +24,7 @@ MAX_PFX_BODY_BYTES = 256 * 1024
 MAX_PFX_BASE64_LENGTH = MAX_PFX_BODY_BYTES
 PFX_PASSWORD_MAX_LENGTH = 1024
 MAILBOX_MAX_LENGTH = 254  # RFC 5321 path limit
+GUID_PATTERN = r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$"
 # A service mailbox is an Exchange address. Exchange's alias rule (learn.microsoft.com/powershell/module/exchange/
 # set-mailbox, -Alias): letters, digits and ! # $ % & ' * + - / = ? ^ _ ` { | } ~, periods surrounded by other valid
 # characters, at most 64 characters. That is wider than Entra's UPN rule (A-Z a-z 0-9 ' . - _ ! # ^ ~), so narrowing
@@ -107,13 +108,21 @@ class CertificateOptions(_Strict):
 
     # None: the product picks (DEFAULT_VALIDITY_MONTHS, or less where the tenant's app management policy caps
     # certificate lifetimes; see validity_months_for).
-    validity_months: int | None = Field(None, alias="validityMonths", ge=1, le=MAX_VALIDITY_MONTHS, strict=True)
-    key_size: Literal[2048, 3072, 4096] = Field(2048, alias="keySize")
-    exportable: bool = Field(False, strict=True)
+    validity_months: int | None = Field(None, alias="validityMonths", ge=1, le=MAX_VALIDITY_MONTHS, strict=True,
+                                        description="months of validity (default 12, or what the tenant's app "
+                                                    "management policy allows)")
+    key_size: Literal[2048, 3072, 4096] = Field(2048, alias="keySize", description="RSA key size")
+    exportable: bool = Field(False, strict=True, description="a PFX in the vault (off unless the operator allows "
+                                                             "exportable keys); by default the key never leaves "
+                                                             "Key Vault")
     # The PFX and its password are imported by the HTTP trigger and go no further (never into orchestration
     # input, Table Storage or logs); repr=False keeps them out of any repr of the request.
-    pfx: str | None = Field(None, max_length=MAX_PFX_BASE64_LENGTH, strict=True, repr=False)
-    password: str | None = Field(None, max_length=PFX_PASSWORD_MAX_LENGTH, strict=True, repr=False)
+    pfx: str | None = Field(None, max_length=MAX_PFX_BASE64_LENGTH, strict=True, repr=False,
+                            description="the customer's PFX (PKCS#12) in base64, imported as a non-exportable "
+                                        "certificate", json_schema_extra={"format": "byte"})
+    password: str | None = Field(None, max_length=PFX_PASSWORD_MAX_LENGTH, strict=True, repr=False,
+                                 description="the PFX's password (an empty string for none)",
+                                 json_schema_extra={"format": "password"})
     issuer: Literal["customer"] | None = None
 
     @field_validator("pfx")
@@ -160,11 +169,21 @@ ALIASES = {"validity_months": "validityMonths", "key_size": "keySize", "exportab
 class OnboardingRequest(_Strict):
     """Body of POST /api/onboardings."""
 
-    tenant_id: str = Field(alias="tenantId")
-    service_mailbox: str = Field(alias="serviceMailbox", max_length=MAILBOX_MAX_LENGTH)
-    method: Literal["automatic", "manual"] = "automatic"
-    permission_profile: str = Field(catalog.DEFAULT_PROFILE, alias="permissionProfile")
-    directory_role: str | None = Field(None, alias="directoryRole")
+    # description and json_schema_extra only describe the rules below (shared/openapi.py): validation is unchanged.
+    tenant_id: str = Field(alias="tenantId", description="the customer tenant's id (a GUID)",
+                           json_schema_extra={"format": "uuid", "pattern": GUID_PATTERN})
+    service_mailbox: str = Field(alias="serviceMailbox", max_length=MAILBOX_MAX_LENGTH, description=MAILBOX_RULE,
+                                 json_schema_extra={"format": "email"})
+    method: Literal["automatic", "manual"] = Field(
+        "automatic", description="automatic: certauth sets everything up with the onboarding app's permissions; "
+                                 "manual: the tenant's administrator runs a generated script, certauth verifies")
+    permission_profile: str = Field(catalog.DEFAULT_PROFILE, alias="permissionProfile",
+                                    description="the API permissions to grant (shared/catalog.py)",
+                                    json_schema_extra={"enum": sorted(catalog.PROFILES)})
+    directory_role: str | None = Field(None, alias="directoryRole",
+                                       description="the directory role to assign; absent: the profile's role, "
+                                                   "null: none",
+                                       json_schema_extra={"enum": [*sorted(catalog.DIRECTORY_ROLES), None]})
     certificate: CertificateOptions = Field(default_factory=CertificateOptions)
 
     @field_validator("tenant_id", mode="before")

@@ -236,7 +236,11 @@ class Onboarding:
         display_name = application_display_name(self.settings, self.mailbox)
 
         async def work(directory: Directory) -> dict:
-            app = await directory.upsert_application(application_unique_name(self.id), display_name, required)
+            # After certauth's own offboarding the soft-deleted app holds the uniqueName: restored (shared/offboarding).
+            from .offboarding import upsert_after_offboarding
+
+            app = await upsert_after_offboarding(directory, self.store, self.id, application_unique_name(self.id),
+                                                 display_name, required)
             try:
                 key_added = await directory.ensure_certificate_key(
                     app["id"], base64.b64decode(info.cer), parse_time(info.not_before), parse_time(info.not_after),

@@ -384,3 +384,158 @@ def onboarding_script(*, tenant_id: str, unique_name: str, display_name: str, ce
 def onboarding_script_bytes(**arguments) -> bytes:
     """:func:`onboarding_script` as served: UTF-8 with a BOM (Windows PowerShell 5.1 then reads it as UTF-8)."""
     return BOM + onboarding_script(**arguments).encode("ascii")
+
+
+# -- the removal script (offboarding of a manual onboarding) ---------------------------------------------
+
+# The removal script's modules: the app, its service principal and app role assignments; the directory role; and,
+# for a permanent removal, deleted items (Get-MgDirectoryDeletedItemAsApplication, Remove-MgDirectoryDeletedItem:
+# learn.microsoft.com/powershell/module/microsoft.graph.identity.directorymanagement/...).
+REMOVAL_MODULES = ("Microsoft.Graph.Applications", "Microsoft.Graph.Identity.Governance")
+PERMANENT_MODULE = "Microsoft.Graph.Identity.DirectoryManagement"
+# Delegated scopes: the app and its service principal (and deleted items), the grants, any directory role.
+REMOVAL_SCOPES = ("Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All", ROLE_SCOPE)
+
+
+def removal_script_filename(tenant_id: str) -> str:
+    """The file name the removal script is served under (Content-Disposition)."""
+    return f"certauth-remove-{_guid(tenant_id, 'tenant_id')}.ps1"
+
+
+def removal_script(*, tenant_id: str, unique_name: str, display_name: str, app_id: str | None = None,
+                   onboarding_id: str | None = None, permanent: bool = False) -> str:
+    """The script that undoes one manual onboarding, in the order of the automatic offboarding: the service
+    principal's directory role assignments, its app role assignments, the service principal, the app registration;
+    with `permanent`, both out of deleted items too. Pure ASCII, the same quoting as :func:`onboarding_script`;
+    idempotent (what is gone is skipped). `app_id` is the appId certauth verified, used when the app is no longer
+    found by its uniqueName."""
+    tenant = _guid(tenant_id, "tenant_id")
+    modules = REMOVAL_MODULES + ((PERMANENT_MODULE,) if permanent else ())
+
+    def assign(variable: str, value: str) -> str:
+        return f"${variable} = {string_expression(value)}"
+
+    lines = [
+        "#Requires -Version 5.1",
+        "# certauth: removal of a manual onboarding. Run this script as a Global Administrator of the tenant,",
+        "# in PowerShell 7 or Windows PowerShell 5.1 with the Microsoft Graph PowerShell modules.",
+        "# It removes the app's directory role, its granted permissions, its service principal and the app",
+        "# registration. It is safe to run again: what is gone already is skipped.",
+        "$ErrorActionPreference = 'Stop'",
+        "",
+        "$modulesMissing = $false",
+        "foreach ($module in @(" + ", ".join(quote_literal(m) for m in modules) + ")) {",
+        "    if (-not (Get-Module -ListAvailable -Name $module)) {",
+        "        Write-Host ('Missing PowerShell module: ' + $module)",
+        "        $modulesMissing = $true",
+        "    }",
+        "}",
+        "if ($modulesMissing) {",
+        "    Write-Host 'Install the Microsoft Graph modules, then run this script again:'",
+        "    Write-Host ('    Install-Module " + ", ".join(modules) + " -Scope CurrentUser')",
+        "    exit 1",
+        "}",
+        "",
+        "# This onboarding's values.",
+        assign("tenantId", tenant),
+        assign("uniqueName", _text(unique_name, "unique_name")),
+        assign("applicationFilter", "uniqueName eq " + odata_string(unique_name)),
+        assign("displayName", _text(display_name, "display_name")),
+        assign("onboardingId", _text(onboarding_id, "onboarding_id") if onboarding_id is not None else "-"),
+        assign("appId", _guid(app_id, "app_id") if app_id else ""),
+        "",
+        "Write-Host 'Sign in to Microsoft Graph as a Global Administrator of the tenant.'",
+        "Write-Host 'IMPORTANT: when Microsoft asks to approve the permissions, do NOT tick \"Consent on behalf "
+        "of your organization\".'",
+        "Connect-MgGraph -TenantId $tenantId -Scopes " + ", ".join(quote_literal(s) for s in REMOVAL_SCOPES)
+        + " -NoWelcome",
+        "",
+        "# The app registration, by its uniqueName, else by the appId certauth verified.",
+        "$app = Get-MgApplication -Filter $applicationFilter",
+        "if (-not $app -and $appId) {",
+        "    $app = Get-MgApplication -Filter ('appId eq ''' + $appId + '''')",
+        "}",
+        "if ($app) {",
+        "    $appId = $app.AppId",
+        "    Write-Host ('App registration found: ' + $app.AppId)",
+        "} else {",
+        "    Write-Host 'App registration not found (removed already).'",
+        "}",
+        "$sp = $null",
+        "if ($appId) {",
+        "    $sp = Get-MgServicePrincipal -Filter ('appId eq ''' + $appId + '''')",
+        "}",
+        "if ($sp) {",
+        "    # 1. Its directory role assignments, any role.",
+        "    $roleAssignments = @(Get-MgRoleManagementDirectoryRoleAssignment -Filter ('principalId eq ''' + $sp.Id"
+        " + ''''))",
+        "    foreach ($roleAssignment in $roleAssignments) {",
+        "        Remove-MgRoleManagementDirectoryRoleAssignment -UnifiedRoleAssignmentId $roleAssignment.Id",
+        "        Write-Host ('Directory role assignment removed: ' + $roleAssignment.RoleDefinitionId)",
+        "    }",
+        "    # 2. Its granted permissions (app role assignments).",
+        "    $assignments = @(Get-MgServicePrincipalAppRoleAssignment -ServicePrincipalId $sp.Id -All)",
+        "    foreach ($assignment in $assignments) {",
+        "        Remove-MgServicePrincipalAppRoleAssignment -ServicePrincipalId $sp.Id -AppRoleAssignmentId"
+        " $assignment.Id",
+        "        Write-Host ('Permission removed: ' + $assignment.AppRoleId)",
+        "    }",
+        "    # 3. The service principal (it goes to deleted items).",
+        "    Remove-MgServicePrincipal -ServicePrincipalId $sp.Id",
+        "    Write-Host ('Service principal removed: ' + $sp.Id)",
+    ]
+    if permanent:
+        lines += ["    Remove-MgDirectoryDeletedItem -DirectoryObjectId $sp.Id",
+                  "    Write-Host 'Service principal deleted permanently.'"]
+    lines += [
+        "} else {",
+        "    Write-Host 'Service principal not found (removed already).'",
+        "}",
+        "if ($app) {",
+        "    # 4. The app registration (it goes to deleted items, restorable for 30 days).",
+        "    Remove-MgApplication -ApplicationId $app.Id",
+        "    Write-Host ('App registration removed: ' + $app.Id)",
+    ]
+    if permanent:
+        lines += ["    Remove-MgDirectoryDeletedItem -DirectoryObjectId $app.Id",
+                  "    Write-Host 'App registration deleted permanently.'"]
+    lines.append("}")
+    if permanent:
+        lines += [
+            "",
+            "# What an earlier run left in deleted items.",
+            "$deletedApps = @(Get-MgDirectoryDeletedItemAsApplication -Filter $applicationFilter)",
+            "foreach ($item in $deletedApps) {",
+            "    if (-not $appId) {",
+            "        $appId = $item.AppId",
+            "    }",
+            "    Remove-MgDirectoryDeletedItem -DirectoryObjectId $item.Id",
+            "    Write-Host ('Deleted app registration removed permanently: ' + $item.Id)",
+            "}",
+            "if ($appId) {",
+            "    $deletedSps = @(Get-MgDirectoryDeletedItemAsServicePrincipal -Filter ('appId eq ''' + $appId +"
+            " ''''))",
+            "    foreach ($item in $deletedSps) {",
+            "        Remove-MgDirectoryDeletedItem -DirectoryObjectId $item.Id",
+            "        Write-Host ('Deleted service principal removed permanently: ' + $item.Id)",
+            "    }",
+            "}",
+        ]
+    lines += [
+        "",
+        "Write-Host ''",
+        "Write-Host 'Done.'",
+        "Write-Host ('certauth onboarding removed: ' + $onboardingId)",
+        "Write-Host ('Display name: ' + $displayName)",
+        "Write-Host 'certauth checks the removal by itself (read-only), then deletes its certificate and retires the "
+        "onboarding.'",
+    ]
+    script = "\n".join(lines) + "\n"
+    if not script.isascii():  # string_expression and the fixed text guarantee it; never serve anything else
+        raise RuntimeError("the generated script is not pure ASCII")
+    return script
+
+
+def removal_script_bytes(**arguments) -> bytes:
+    """:func:`removal_script` as served: UTF-8 with a BOM, like the setup script."""
+    return BOM + removal_script(**arguments).encode("ascii")

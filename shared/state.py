@@ -35,6 +35,9 @@ EXPIRY_TABLE_PREFIX = "certauthExpiry"
 EXPIRY_MONTHS = "certauthExpiryMonths"
 EXPIRY_RUNS = "certauthExpiryRuns"
 ALERTS = "certauthAlerts"
+# The onboarding link's consent states: one row per nonce (PartitionKey the nonce, RowKey "state"), holding the link's
+# request (no secrets) until the consent callback consumes it, once (ETag).
+CONSENT_STATES = "certauthConsentStates"
 # Where an onboarding's certificate comes from (record field CertificateSource, written by the certificate step).
 CERTIFICATE_SOURCES = ("keyVault", "imported", "customerCa")
 MAX_ETAG_RETRIES = 5
@@ -211,6 +214,30 @@ class StateStore:
                 log.info("onboarding %s changed concurrently; retrying the update", onboarding)
         raise RuntimeError(f"onboarding {onboarding} kept changing; gave up after {MAX_ETAG_RETRIES} tries")
 
+    def onboardings_page(self, tenant_id: str | None, status: str | None, page_size: int,
+                         continuation: str | None = None) -> tuple[list[dict], str | None]:
+        """One page of onboarding records (of one tenant: its partition; in one recorded Status) and the next page's
+        token (encode_continuation; None on the last page)."""
+        parameters = {"pk": table_key(tenant_id.lower()) if tenant_id is not None else "", "status": status or ""}
+        if tenant_id is not None and status is not None:
+            query = "PartitionKey eq @pk and Status eq @status"
+        elif tenant_id is not None:
+            query = "PartitionKey eq @pk"
+        elif status is not None:
+            query = "Status eq @status"
+        else:
+            query = ""  # every record
+        table = self._table(ONBOARDINGS)
+        marker = decode_continuation(continuation) if continuation else None
+        if query:
+            entities = table.query_entities(query, parameters=parameters, results_per_page=page_size)
+        else:
+            entities = table.list_entities(results_per_page=page_size)
+        pages = entities.by_page(marker)
+        page = [dict(e) for e in next(pages, [])]
+        token = pages.continuation_token
+        return page, encode_continuation(token) if token else None
+
     # -- certificates ---------------------------------------------------------------------------------
     def upsert_certificate(self, onboarding: str, fields: dict) -> None:
         """Record the certificate tracked for an onboarding (thumbprint, notAfter, names), and its expiry index."""
@@ -275,6 +302,22 @@ class StateStore:
         with contextlib.suppress(ResourceNotFoundError):
             day = expiry_day(not_after)
             self._existing_table(expiry_table(expiry_month(day))).delete_entity(day, table_key(onboarding))
+
+    def get_certificate(self, onboarding: str) -> dict | None:
+        """The certificate record tracked for an onboarding, or None."""
+        try:
+            return dict(self._table(CERTIFICATES).get_entity("certificate", table_key(onboarding)))
+        except ResourceNotFoundError:
+            return None
+
+    def unindex_retired_certificate(self, onboarding: str, *not_afters: datetime | None) -> None:
+        """An offboarded onboarding's certificate leaves the expiry index (its record stays, for audit): the day of
+        the certificate record's notAfter and of any other given (the onboarding record's), idempotently."""
+        record = self.get_certificate(onboarding) or {}
+        days = {expiry_day(moment): moment for moment in (record.get("NotAfter"), *not_afters)
+                if isinstance(moment, datetime)}
+        for moment in days.values():
+            self.unindex_certificate_expiry(onboarding, moment)
 
     def certificates_page(self, expiring_before: datetime | None, page_size: int,
                           continuation: str | None = None) -> tuple[list[dict], str | None]:
@@ -380,6 +423,34 @@ class StateStore:
         """The audit entries of an onboarding, oldest first."""
         entries = self._table(AUDIT).query_entities("PartitionKey eq @pk", parameters={"pk": onboarding})
         return sorted((dict(e) for e in entries), key=lambda e: e["At"])
+
+    # -- consent states (the onboarding link's single-use state) ----------------------------------------
+    def create_consent_state(self, nonce: str, fields: dict) -> None:
+        """Record a new consent state's nonce, unused, with what its link asks for (ids and names, no secrets)."""
+        self._table(CONSENT_STATES).create_entity({"PartitionKey": table_key(nonce), "RowKey": "state",
+                                                   **fields, "Used": False})
+
+    def get_consent_state(self, nonce: str) -> Stored | None:
+        """A consent state's row with its ETag, or None."""
+        try:
+            entity = self._table(CONSENT_STATES).get_entity(table_key(nonce), "state")
+        except ResourceNotFoundError:
+            return None
+        return Stored(dict(entity), entity.metadata.get("etag"))
+
+    def consume_consent_state(self, seen: Stored, fields: dict) -> bool:
+        """Mark a consent state used, only if it is still unused and as `seen` (If-Match its ETag): of two callbacks
+        with one state, exactly one gets True."""
+        if seen.entity.get("Used") or not seen.etag:
+            return False
+        entity = {"PartitionKey": seen.entity["PartitionKey"], "RowKey": seen.entity["RowKey"], **fields,
+                  "Used": True}
+        try:
+            self._table(CONSENT_STATES).update_entity(entity, mode=UpdateMode.MERGE, etag=seen.etag,
+                                                      match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
 
     def close(self) -> None:
         """Close the HTTP sessions."""

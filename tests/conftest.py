@@ -53,7 +53,7 @@ def azurite() -> Iterator[Azurite]:
 
 # -- the Entra ID / Graph / Key Vault simulator ------------------------------------------------------
 # One tenant is home; the others are customers (e2e tests give each scenario its own tenant).
-SIMULATOR_TENANTS = 9
+SIMULATOR_TENANTS = 10  # customers(simulator)[8]: the offboarding tests' own tenant
 
 
 def customers(simulator) -> list[dict]:

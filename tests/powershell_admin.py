@@ -504,6 +504,35 @@ GRAPH_CMDLETS: dict[str, GraphCmdlet] = {name.lower(): cmdlet for name, cmdlet i
         f"{MODULE_DOCS}/microsoft.graph.identity.governance/new-mgrolemanagementdirectoryroleassignment",
         f"{GRAPH_DOCS}/rbacapplication-post-roleassignments",
         body=("PrincipalId", "RoleDefinitionId", "DirectoryScopeId")),
+    # The removal script (offboarding of a manual onboarding): each Remove-* cmdlet is the DELETE its page names
+    # (Graph answers 204; the cmdlet writes nothing).
+    "Remove-MgRoleManagementDirectoryRoleAssignment": GraphCmdlet(
+        "DELETE", "/roleManagement/directory/roleAssignments/{UnifiedRoleAssignmentId}",
+        f"{MODULE_DOCS}/microsoft.graph.identity.governance/remove-mgrolemanagementdirectoryroleassignment",
+        f"{GRAPH_DOCS}/unifiedroleassignment-delete", outputs=False),
+    "Remove-MgServicePrincipalAppRoleAssignment": GraphCmdlet(
+        "DELETE", "/servicePrincipals/{ServicePrincipalId}/appRoleAssignments/{AppRoleAssignmentId}",
+        f"{MODULE_DOCS}/microsoft.graph.applications/remove-mgserviceprincipalapproleassignment",
+        f"{GRAPH_DOCS}/serviceprincipal-delete-approleassignments", outputs=False),
+    "Remove-MgServicePrincipal": GraphCmdlet(
+        "DELETE", "/servicePrincipals/{ServicePrincipalId}",
+        f"{MODULE_DOCS}/microsoft.graph.applications/remove-mgserviceprincipal",
+        f"{GRAPH_DOCS}/serviceprincipal-delete", outputs=False),
+    "Remove-MgApplication": GraphCmdlet(
+        "DELETE", "/applications/{ApplicationId}", f"{MODULE_DOCS}/microsoft.graph.applications/remove-mgapplication",
+        f"{GRAPH_DOCS}/application-delete", outputs=False),
+    "Get-MgDirectoryDeletedItemAsApplication": GraphCmdlet(
+        "GET", "/directory/deletedItems/microsoft.graph.application",
+        f"{MODULE_DOCS}/microsoft.graph.identity.directorymanagement/get-mgdirectorydeleteditemasapplication",
+        f"{GRAPH_DOCS}/directory-deleteditems-list", listing=True),
+    "Get-MgDirectoryDeletedItemAsServicePrincipal": GraphCmdlet(
+        "GET", "/directory/deletedItems/microsoft.graph.servicePrincipal",
+        f"{MODULE_DOCS}/microsoft.graph.identity.directorymanagement/get-mgdirectorydeleteditemasserviceprincipal",
+        f"{GRAPH_DOCS}/directory-deleteditems-list", listing=True),
+    "Remove-MgDirectoryDeletedItem": GraphCmdlet(
+        "DELETE", "/directory/deletedItems/{DirectoryObjectId}",
+        f"{MODULE_DOCS}/microsoft.graph.identity.directorymanagement/remove-mgdirectorydeleteditem",
+        f"{GRAPH_DOCS}/directory-deleteditems-delete", outputs=False),
 }.items()}
 CONNECT_DOC = f"{MODULE_DOCS}/microsoft.graph.authentication/connect-mggraph"
 
@@ -656,7 +685,8 @@ class ScriptAdmin:
         return items
 
     def _send(self, name: str, method: str, url: str, params: dict | None = None, body: dict | None = None):
-        response = self.http.request(method, url, params=params, json=body,
+        # A DELETE sends no body (the Remove-* cmdlets take only path parameters).
+        response = self.http.request(method, url, params=params, json=None if method == "DELETE" else body,
                                      headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
         self.calls.append(GraphCall(name, method, response.url, body, response.status_code))
         if response.status_code >= 400:

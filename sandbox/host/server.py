@@ -70,7 +70,9 @@ class HostServer:
 
     def public_app(self) -> web.Application:
         app = web.Application(client_max_size=100 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        # Every path reaches the dispatcher, an encoded newline (%0A) in a route parameter included: the Functions
+        # host hands such a path to the function, whose own validation answers (`.` alone stops at a newline).
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.dispatch)
         return app
 
     def rpc_app(self) -> web.Application:
@@ -464,6 +466,9 @@ class HostServer:
                                       "functions": sorted(self.functions)})
         if parts == ["functions"] and request.method == "GET":
             return web.json_response([{"name": f.name, "kind": f.kind} for f in self.functions.values()])
+        # Running a non-HTTP function on demand, as the portal does: POST /admin/functions/{name} with the master key
+        # and {"input": "<trigger input>"} answers 202 Accepted and runs it in the background
+        # (learn.microsoft.com/azure/azure-functions/functions-manually-run-non-http).
         if len(parts) == 2 and parts[0] == "functions" and request.method == "POST":
             info = next((f for f in self.functions.values() if f.name.lower() == parts[1].lower()), None)
             if info is None:

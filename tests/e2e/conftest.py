@@ -395,3 +395,39 @@ def state(azurite):
     store = StateStore(azurite.connection_string)
     yield store
     store.close()
+
+
+# -- headless Chromium (the progress page) ---------------------------------------------------------------------
+
+# Debian's chromium, headless, with nothing that phones home (updates, sync, QUIC probes).
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The Chromium executable (CHROMIUM, default Debian's /usr/bin/chromium: Playwright's own browser downloads
+    don't work here); skips, saying why, when it or Playwright is missing."""
+    executable = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not os.access(executable, os.X_OK):
+        pytest.skip(f"no Chromium at {executable}: `make test` installs Debian's chromium (apt-get), or set "
+                    "CHROMIUM=<path>")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("playwright is not installed: requirements-dev.txt pins it (`make test` installs it)")
+    return executable
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    """Headless Chromium through Playwright's sync API, for one test module. Not for the session: while Playwright's
+    sync API runs, its event loop is the thread's running loop, so asyncio.run() in any later test would fail."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()

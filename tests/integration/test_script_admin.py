@@ -161,11 +161,11 @@ def test_without_a_role_the_script_asks_no_role_scope_and_assigns_no_role(simula
 
 def test_a_cmdlet_the_mapping_does_not_know_fails_and_is_named():
     admin = ScriptAdmin("https://graph.invalid/v1.0", lambda tenant, scopes: "token")
-    with pytest.raises(UnknownCmdlet, match="Remove-MgApplication"):
+    with pytest.raises(UnknownCmdlet, match="Remove-MgUser"):
         admin.run("Connect-MgGraph -TenantId 'x' -Scopes 'Application.ReadWrite.All'\n"
-                  "Remove-MgApplication -ApplicationId 'x'\n")
+                  "Remove-MgUser -UserId 'x'\n")
     assert admin.calls == []
-    assert "remove-mgapplication" not in GRAPH_CMDLETS
+    assert "remove-mguser" not in GRAPH_CMDLETS
 
 
 @pytest.mark.parametrize("script", [

@@ -32,27 +32,10 @@ from shared.onboarding import (
 )
 from shared.settings import Settings
 from shared.state import StateStore, onboarding_id, table_key
+from tests.mailboxes import HOSTILE_VALID
 
 REPO = Path(__file__).resolve().parents[2]
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
-
-# Valid Exchange addresses that would break a naive sink: PowerShell, OData quotes, Table key characters,
-# RFC 4514 / X.500 specials, logging's % and braces.
-HOSTILE_VALID = [
-    "x'|iex|'@contoso.com",
-    "a/b#c?d@contoso.com",
-    "{$x}@contoso.com",
-    "o'brien+sync@contoso.com",
-    "x`whoami`@contoso.com",
-    "100%s{0}%d@contoso.com",
-    "=cmd|'/ccalc'!a1@contoso.com",
-    "#lead@contoso.com",
-    "a+b=c&d*e^f~g@contoso.com",
-    "1'or'1'='1@contoso.com",
-    "!#$%&'*+-/=?^_`{|}~@contoso.com",
-    "first.last@sub.contoso.co.uk",
-    "x" * 64 + "@contoso.com",
-]
 
 # Values the rule refuses, each for its own reason.
 REFUSED = [
