@@ -4,6 +4,8 @@ Function App on a sandbox host, wired the way ``make up`` wires them. Stands alo
     with World(tenants=2) as world:          # everything it started is stopped on exit, by process group
         world.consent(customer_tenant_id)
         status, seconds = world.onboard({"tenantId": ..., "serviceMailbox": ...})
+        world.set_hop_delay(100)              # the Durable backend's per-hop cost (sandbox host)
+        ids = [world.start(body)[0] for body in bodies]; world.wait_all(ids)   # many at once
 
 Call :func:`prepare_ca` before anything imports aiohttp (the SDKs build their SSL context from
 ``SSL_CERT_FILE`` when they are imported), as ``tests/conftest.py`` does.
@@ -173,9 +175,50 @@ class World:
         redirect an onboarding link leads to). Returns the redirect location."""
         return self.simulator.consent(tenant_id, state="bench")
 
+    # -- the host --------------------------------------------------------------------------------------
+    def host_admin(self, method: str, path: str, **kwargs):
+        """A call to the host's admin or durable webhook routes (master key)."""
+        response = self._session.request(method, f"{self.host.base_url}{path}", timeout=30,
+                                         headers={"x-functions-key": self.host.info["adminKey"]}, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def set_hop_delay(self, milliseconds: float) -> dict:
+        """The Durable backend's per-hop cost on the sandbox host (sandbox/host/engine.py); its throttles too."""
+        return self.host_admin("PUT", "/admin/sandbox/durable", json={"hopDelayMs": milliseconds})
+
+    def durable(self) -> dict:
+        """The host's Durable throttles and per-hop cost."""
+        return self.host_admin("GET", "/admin/sandbox/durable")
+
+    def instances(self) -> dict[str, dict]:
+        """Every orchestration instance's status, by id (the durable webhook's list, one page)."""
+        return {s["instanceId"]: s for s in self.host_admin("GET", "/runtime/webhooks/durabletask/instances"
+                                                                   "?top=100000")}
+
     # -- the product's API -------------------------------------------------------------------------------
     def api(self, method: str, path: str, **kwargs):
         return self._session.request(method, f"{self.host.base_url}/api{path}", timeout=30, **kwargs)
+
+    def start(self, body: dict) -> tuple[str, float]:
+        """POST /api/onboardings; (the onboarding id, when it was posted: wall-clock epoch seconds)."""
+        posted = time.time()
+        response = self.api("POST", "/onboardings", json=body)
+        if response.status_code != 202:
+            raise RuntimeError(f"POST /api/onboardings: {response.status_code} {response.text}")
+        return response.json()["id"], posted
+
+    def wait_all(self, ids: list[str], poll: float = 0.25, timeout: float = 300) -> dict[str, dict]:
+        """Poll the instance list until every one of `ids` is terminal; their last statuses, by id."""
+        deadline = time.perf_counter() + timeout
+        wanted = set(ids)
+        while time.perf_counter() < deadline:
+            seen = {i: s for i, s in self.instances().items() if i in wanted}
+            if len(seen) == len(wanted) and all(s["runtimeStatus"] in TERMINAL for s in seen.values()):
+                return seen
+            time.sleep(poll)
+        raise RuntimeError(f"{len(wanted)} onboardings did not all finish within {timeout} s:\n"
+                           + "\n".join(self.host.stderr_tail[-20:]))
 
     def onboard(self, body: dict, poll: float = 0.02, timeout: float = 60) -> tuple[dict, float]:
         """POST /api/onboardings and poll its status until it ends; returns (status, seconds from POST to end)."""

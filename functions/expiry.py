@@ -186,6 +186,8 @@ async def _retention(client, store, now: datetime, settings) -> dict:
         result["HistoryPurged"] = -1
     result["AuditPurged"] = await asyncio.to_thread(store.purge_audit_before,
                                                     now - timedelta(days=settings.audit_retention_days))
+    # An onboarding link's consent states live an hour at most; a day later nobody can be mid-consent with one.
+    result["ConsentStatesPurged"] = await asyncio.to_thread(store.purge_consent_states_before, now - timedelta(days=1))
     return result
 
 
@@ -197,7 +199,7 @@ def _run_body(run: dict) -> dict:
             "rotations": json.loads(run.get("Rotations") or "[]"), "rotationsDeferred": run.get("RotationsDeferred"),
             "failureCount": run.get("FailureCount"),
             "failures": json.loads(run.get("Failures") or "[]"), "historyPurged": run.get("HistoryPurged"),
-            "auditPurged": run.get("AuditPurged")}
+            "auditPurged": run.get("AuditPurged"), "consentStatesPurged": run.get("ConsentStatesPurged")}
 
 
 @bp.route(route="expiry-runs/latest", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

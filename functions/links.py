@@ -24,7 +24,7 @@ from functions.manual import ACTIVE_RUNTIMES, ADMIN_VERIFIED, WAITING
 from functions.onboarding import begin_onboarding, status_token
 from functions.pages import message_page
 from shared import links
-from shared.models import RequestError
+from shared.rules import RequestError
 from shared.settings import SettingsError, get_settings
 from shared.signing import signing_keys
 from shared.state import onboarding_id, state_store

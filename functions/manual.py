@@ -59,7 +59,11 @@ def _certificate_summary(info: dict) -> dict:
 @bp.orchestration_trigger(context_name="context")
 def manual_onboarding_orchestrator(context: df.DurableOrchestrationContext):
     """Step 1 (the certificate), then rounds of waiting for the admin and verifying read-only, then the proof and
-    the record. Custom status: {step, steps, created, round, deadline, nextCheck?, retryAt?, waitingFor?}."""
+    the record. Custom status: {step, steps, created, round, deadline, nextCheck?, retryAt?, waitingFor?}.
+
+    One step at a time: each needs the one before (the script embeds the certificate, the verification finds the
+    app the script made, the proof signs in as that app). What the verification found is written with the
+    completion (one activity, not two)."""
     request, wait, deadline = wait_state(context.get_input(), context)
     settings = get_settings()
     created: dict = dict(wait.get("created") or {})
@@ -140,11 +144,12 @@ def manual_onboarding_orchestrator(context: df.DurableOrchestrationContext):
                   "ServicePrincipalId": created.get("servicePrincipalId") or ""}
         if proof.get("exchange"):
             fields["ExchangeProof"] = json.dumps(proof["exchange"])
-        yield record(fields)
         summary = {**created, "proofRoles": proof["roles"], "verification": verification,
                    "exchangeProof": proof.get("exchange")}
         current["step"] = "record"
-        yield from run_step(context, request, "record", "record_onboarding_completed", {"summary": summary}, created)
+        # What the verification found goes into the record in the same write that completes it: one hop, not two.
+        yield from run_step(context, request, "record", "record_onboarding_completed",
+                            {"summary": summary, "fields": fields}, created)
     except Exception as exc:  # the certificate step's permanent failure, or anything unexpected: record, then fail
         yield from fail_onboarding(context, request, current["step"], created, exc)
     context.set_custom_status({"step": "completed", "steps": [], "created": created})

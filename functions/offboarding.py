@@ -290,7 +290,13 @@ async def verify_removal(req: func.HttpRequest, client: df.DurableOrchestrationC
 def offboarding_orchestrator(context: df.DurableOrchestrationContext):
     """Remove what the onboarding made, in order, then retire the records. Input {onboardingId, permanent} (and, in
     a manual offboarding's later generations, the request and its wait state). Custom status {step, steps,
-    attempt, created (what was removed so far), retryAt?, waitingFor?}."""
+    attempt, created (what was removed so far), retryAt?, waitingFor?}.
+
+    One step at a time, unlike onboarding: issue 12 orders the removal (role, app roles, service principal, app,
+    certificate), so privilege goes first. Only the certificate needs nothing from the Graph steps; it stays last
+    all the same, so that an offboarding that fails in Graph for good (say, the onboarding app's consent was taken
+    back) leaves the onboarding with its certificate: nothing is retired, and the app that is still there still has
+    a working key."""
     given = context.get_input() or {}
     onboarding = given["onboardingId"]
     request = given.get("request")

@@ -7,6 +7,8 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
@@ -31,9 +33,9 @@ from functions.api import (
 from functions.certificates import customer_certificate_links, import_request_pfx
 from shared import failures
 from shared.graph import certificate_lifetime_cap
-from shared.models import RequestError, parse_onboarding_request, validity_months_for
-from shared.onboarding import Onboarding, parse_time
+from shared.onboarding import Onboarding, merge_changes, parse_time
 from shared.rotation import rotation_instance_id
+from shared.rules import RequestError, validity_months_for
 from shared.settings import get_settings
 from shared.signing import TokenRejected, make_token, read_token, signing_keys, token_version
 from shared.state import StateStore, onboarding_id, state_store
@@ -134,6 +136,8 @@ async def _status_url(req: func.HttpRequest, instance: str, *, fail_on_error: bo
 @handled(log)
 async def start_onboarding(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Validate the request and start (or join) the onboarding of (tenant, mailbox)."""
+    from shared.models import parse_onboarding_request  # pydantic: loaded by the first request, not at import
+
     try:
         request = parse_onboarding_request(req.get_body())
     except RequestError as error:
@@ -163,16 +167,22 @@ async def begin_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
                 "with CERTAUTH_ALLOW_EXPORTABLE_KEYS=true); the default key never leaves Key Vault")
         return validation_error([{"field": "certificate.exportable", "rule": rule}])
     # The tenant's app management policy may cap certificate lifetimes: fit the certificate to the cap, or refuse
-    # an explicit validity Graph would refuse at the application step. An unknown cap (no Policy.Read.All) leaves
-    # the request as it is.
+    # an explicit validity Graph would refuse when the key goes onto the app. An unknown cap (no Policy.Read.All)
+    # leaves the request as it is.
     # The manual method has no identity that may read the policy (the verifier holds no Policy.Read.All).
-    cap = None if manual else await certificate_lifetime_cap(settings, request.tenant_id)
+    # That read (Graph), the record (Table Storage) and the status of the pair's runs (durable) need nothing from
+    # each other: all at once, then judged in order.
+    instance = onboarding_id(request.tenant_id, request.service_mailbox)
+    cap, stored, existing, offboarding, rotating = await asyncio.gather(
+        _none() if manual else certificate_lifetime_cap(settings, request.tenant_id),
+        asyncio.to_thread(_store().get_onboarding, instance),
+        client.get_status(instance, show_input=True),
+        client.get_status(f"offboarding-{instance}"),  # shared/offboarding.offboarding_instance_id
+        client.get_status(rotation_instance_id(instance)))
     try:
         validity_months = validity_months_for(request.certificate.validity_months, cap)
     except RequestError as error:
         return validation_error(error.problems)
-    instance = onboarding_id(request.tenant_id, request.service_mailbox)
-    stored = await asyncio.to_thread(_store().get_onboarding, instance)
     record = stored.entity if stored else {}
     certificate, changed = _certificate_options(request, record, validity_months)
     if changed:
@@ -185,19 +195,16 @@ async def begin_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
     }
     if consented_at is not None:
         payload["consentedAt"] = consented_at.astimezone(UTC).isoformat()
-    existing = await client.get_status(instance, show_input=True)
     active = bool(existing and existing.runtime_status in ACTIVE)
     conflict = _method_conflict(instance, record, request.method, active)
     if conflict is not None:
         return conflict
-    offboarding = await client.get_status(f"offboarding-{instance}")  # shared/offboarding.offboarding_instance_id
     if offboarding is not None and offboarding.runtime_status in ACTIVE:
         # The offboarding removes what this run would make: start again once it has retired the onboarding.
         return azure_error(409, "OffboardingInProgress", f"onboarding {instance} is being offboarded "
                            f"({_runtime(offboarding)}): POST the onboarding again after the offboarding ends",
                            target="onboarding", innererror={"offboarding": {"id": f"offboarding-{instance}",
                                                                             "runtimeStatus": _runtime(offboarding)}})
-    rotating = await client.get_status(rotation_instance_id(instance))
     if rotating is not None and rotating.runtime_status in ACTIVE:
         # The rotation changes the certificate and the app's keys: a run now would race it.
         return azure_error(409, "RotationInProgress", f"the certificate of onboarding {instance} is being rotated "
@@ -233,6 +240,11 @@ async def begin_onboarding(req: func.HttpRequest, client: df.DurableOrchestratio
         raise
     log.info("onboarding %s started", instance)
     return await _accepted(req, instance, "Pending")
+
+
+async def _none() -> None:
+    """Nothing to read (gathered beside the reads that are)."""
+    return None
 
 
 def _method_conflict(instance: str, record: dict, method: str, active: bool) -> func.HttpResponse | None:
@@ -459,16 +471,21 @@ def _zulu(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def run_step(context: df.DurableOrchestrationContext, request: dict, name: str, activity: str, extra: dict,
-             created: dict, consented_at: datetime | None = None, *, raise_failures: bool = True):
+def step_attempts(context: df.DurableOrchestrationContext, request: dict, name: str, activity: str, extra: dict,
+                  consented_at: datetime | None, state: dict, report: Callable[[], None], *,
+                  raise_failures: bool = True):
     """One step: the activity, retried on durable timers while it fails transiently, within the budget of what it
     waits for (shared/failures.py), from its first transient failure on the orchestration clock. A permanent
-    failure (or a spent budget) raises StepFailed, or is returned when `raise_failures` is false."""
+    failure (or a spent budget) raises StepFailed, or is returned when `raise_failures` is false. `state` says
+    where the step is ({attempt, retryAt?, waitingFor?}); `report()` is called after each change of it, before
+    the yield that waits (it sets the custom status)."""
     first_failure: datetime | None = None
     attempt = 0
     while True:
         attempt += 1
-        context.set_custom_status({"step": name, "steps": [name], "attempt": attempt, "created": created})
+        state.clear()
+        state["attempt"] = attempt
+        report()
         payload = {"request": request, "now": context.current_utc_datetime.isoformat(), **extra}
         result = yield context.call_activity(activity, payload)
         if result.get("ok"):
@@ -487,10 +504,132 @@ def run_step(context: df.DurableOrchestrationContext, request: dict, name: str, 
             if raise_failures:
                 raise StepFailed(spent)
             return {"ok": False, "retry": False, "error": spent}
-        context.set_custom_status({"step": name, "steps": [name], "attempt": attempt, "created": created,
-                                   "retryAt": _zulu(retry_at),
-                                   "waitingFor": error.get("waitingFor") or failures.TRANSIENT})
+        state.update(retryAt=_zulu(retry_at), waitingFor=error.get("waitingFor") or failures.TRANSIENT)
+        report()
         yield context.create_timer(retry_at)
+
+
+def run_step(context: df.DurableOrchestrationContext, request: dict, name: str, activity: str, extra: dict,
+             created: dict, consented_at: datetime | None = None, *, raise_failures: bool = True):
+    """One step on its own (step_attempts), the custom status naming it: {step, steps: [step], attempt, created,
+    retryAt?, waitingFor?}."""
+    state: dict = {}
+
+    def report() -> None:
+        context.set_custom_status({"step": name, "steps": [name], "created": created, **state})
+
+    return (yield from step_attempts(context, request, name, activity, extra, consented_at, state, report,
+                                     raise_failures=raise_failures))
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A step of a plan (run_plan): its activity, the steps whose results it needs, and its activity's input
+    from their results."""
+
+    name: str
+    activity: str
+    needs: tuple[str, ...] = ()
+    extra: Callable[[dict], dict] = field(default=lambda results: {})
+
+
+def plan_status(order: list[str], running: dict, states: dict[str, dict], created: dict) -> dict:
+    """The custom status of a plan's run: {step (the first of steps), steps (those in progress, in the plan's
+    order), attempt (of step), created, retries? ({step: {attempt, retryAt, waitingFor}} of the steps waiting on a
+    retry timer), retryAt?, waitingFor? (the earliest retry, when every step in progress waits for one)}."""
+    names = [name for name in order if name in running]
+    status: dict = {"step": names[0] if names else None, "steps": names, "created": created}
+    if names:
+        status["attempt"] = states[names[0]].get("attempt")
+    retries = {name: dict(states[name]) for name in names if "retryAt" in states[name]}
+    if retries:
+        status["retries"] = retries
+        if len(retries) == len(names):  # nothing runs now: a poller comes back when the next retry is due
+            first = min(retries, key=lambda name: retries[name]["retryAt"])
+            status.update(retryAt=retries[first]["retryAt"], waitingFor=retries[first]["waitingFor"])
+    return status
+
+
+def run_plan(context: df.DurableOrchestrationContext, request: dict, plan: list[Planned], results: dict,
+             created: dict, consented_at: datetime | None, done: Callable[[str, dict], None], failed_at: dict):
+    """Run the plan's steps, each as soon as every step it needs has its result (`results`, by step name; steps
+    already there are not run), so that independent steps run at the same time: each is its own activity with
+    its own durable retries (step_attempts), and its result lands in the history, so a host that dies resumes
+    after the last finished step of each. One orchestration drives them all, waiting on task_any of each
+    running step's pending task (its activity or its retry timer): the SDK's task_all takes tasks, not the
+    generators that retry them. `done(name, result)` is called as each step finishes.
+
+    A step's permanent failure (or anything unexpected) ends the run: nothing new starts, retry timers are
+    cancelled, activities in flight are waited for (what they made is kept in `results` and `created`, they are
+    not retried), then the failure is raised, `failed_at["step"]` naming its step."""
+    order = [step.name for step in plan]
+    running: dict[str, Generator] = {}
+    pending: dict[str, object] = {}  # step -> the task it waits on
+    states: dict[str, dict] = {}
+    failure: list = []
+
+    def report() -> None:
+        context.set_custom_status(plan_status(order, running, states, created))
+
+    def finish(name: str) -> None:
+        running.pop(name).close()
+        pending.pop(name, None)
+        states.pop(name, None)
+
+    def advance(name: str, value=None, error: BaseException | None = None) -> None:
+        try:
+            pending[name] = running[name].throw(error) if error is not None else running[name].send(value)
+        except StopIteration as stop:
+            finish(name)
+            results[name] = stop.value
+            done(name, stop.value)
+        except Exception as exc:
+            finish(name)
+            failure.append((name, exc))
+
+    while True:
+        if not failure:
+            for step in plan:
+                if step.name in results or step.name in running or not all(n in results for n in step.needs):
+                    continue
+                states[step.name] = {}
+                running[step.name] = step_attempts(context, request, step.name, step.activity, step.extra(results),
+                                                   consented_at, states[step.name], report)
+                advance(step.name)
+        else:
+            for name in [name for name in running if "retryAt" in states[name]]:
+                pending[name].cancel()  # every pending timer is completed or cancelled before the run ends
+                finish(name)
+        if not running:
+            break
+        report()
+        waiting = list(pending.items())
+        value, error = None, None
+        if len(waiting) == 1:
+            name, task = waiting[0]
+            try:
+                value = yield task
+            except Exception as exc:  # the activity itself raised (it should return its outcome)
+                error = exc
+        else:
+            winner = yield context.task_any([task for _, task in waiting])
+            name = next(name for name, task in waiting if task is winner)
+            if isinstance(winner.result, Exception):
+                error = winner.result
+            else:
+                value = winner.result
+        if failure:
+            # Ending: keep what this step's activity made, start nothing after it.
+            if error is None and isinstance(value, dict) and value.get("ok"):
+                results[name] = value
+                done(name, value)
+            finish(name)
+            continue
+        advance(name, value, error)
+    if failure:
+        failed_at["step"], exc = failure[0]
+        raise exc
+    return results
 
 
 def wait_round(context: df.DurableOrchestrationContext, event: str, deadline: datetime, poll_minutes: int):
@@ -545,62 +684,124 @@ def record_expired(context: df.DurableOrchestrationContext, request: dict, step:
         "fields": {"Status": "expired", "Step": step, "Error": json.dumps(error)}})
 
 
+def onboarding_plan(created: dict) -> list[Planned]:
+    """The automatic method's steps and what each needs (the data each takes from another):
+
+        certificate ──────────────────────────────┐
+        application ─┬─ servicePrincipal ─┬─ consent ────────┬─ proof ── record
+                     │                    └─ directoryRole ──┤
+                     └──────────────────── keyCredential ────┘ (needs the certificate and the application)
+
+    The app is upserted without its key, so the directory chain does not wait for Key Vault; the key goes onto the
+    app as soon as both exist, beside consent and the role. `created` is what the record step's summary reads."""
+
+    def sp_id(results: dict) -> dict:
+        return {"servicePrincipalId": results["servicePrincipal"]["servicePrincipalId"]}
+
+    def app_and_certificate(results: dict) -> dict:
+        return {"application": results["application"], "certificate": results["certificate"]["certificate"]}
+
+    return [
+        Planned("certificate", "ensure_certificate"),
+        Planned("application", "ensure_application"),
+        Planned("servicePrincipal", "ensure_service_principal", ("application",),
+                lambda results: {"application": results["application"]}),
+        Planned("consent", "grant_permissions", ("servicePrincipal",), sp_id),
+        Planned("directoryRole", "ensure_directory_role", ("servicePrincipal",), sp_id),
+        Planned("keyCredential", "ensure_key_credential", ("certificate", "application"), app_and_certificate),
+        # The proof's needsAttention (Exchange refuses the role after the propagation window) is a permanent
+        # failure here: the automatic method assigned the role itself, nobody is there to fix it. Its activity
+        # also records the completion (step 7, a Table write: no activity hop of its own).
+        Planned("proof", "prove_onboarding", ("keyCredential", "consent", "directoryRole"),
+                lambda results: {**app_and_certificate(results),
+                                 "complete": {"summary": onboarding_summary(created, results)}}),
+    ]
+
+
+def onboarding_summary(created: dict, results: dict) -> dict:
+    """What a run made (the completion's audit entry and the orchestration's output, with proof_summary)."""
+    return {**created,
+            "changes": merge_changes(results["consent"].get("changes"), results["directoryRole"].get("changes"))}
+
+
+def proof_summary(summary: dict, proof: dict) -> dict:
+    """The summary with what the proof found: the token's roles and the Exchange proof."""
+    summary = {**summary, "proofRoles": proof["roles"]}
+    if proof.get("exchange"):
+        summary["exchangeProof"] = proof["exchange"]
+    return summary
+
+
+def record_created(created: dict, name: str, result: dict) -> None:
+    """What a finished step made, into `created` (the custom status's and the failure record's)."""
+    if name == "certificate":
+        info = result["certificate"]
+        created["certificate"] = {"name": info["name"], "version": info["version"],
+                                  "thumbprint": info["thumbprint"], "notAfter": info["not_after"]}
+    elif name == "application":
+        created["application"] = {"appId": result["appId"], "objectId": result["applicationObjectId"]}
+    elif name == "servicePrincipal":
+        created["servicePrincipalId"] = result["servicePrincipalId"]
+    elif name == "consent":
+        created["permissions"] = result["granted"]
+    elif name == "directoryRole":
+        created["directoryRole"] = result["role"]
+    elif name == "keyCredential":
+        created["keyCredential"] = {"thumbprint": result["thumbprint"], "added": result["keyAdded"]}
+
+
 @bp.orchestration_trigger(context_name="context")
 def onboarding_orchestrator(context: df.DurableOrchestrationContext):
-    """Steps 1-7, each an idempotent activity retried on durable timers; fails fast on permanent errors.
+    """Steps 1-7 (onboarding_plan), each an idempotent activity retried on durable timers, what is independent at
+    the same time (run_plan); fails fast on permanent errors.
+
+    The certificate chain (Key Vault: read, create, poll, read) runs beside the directory chain (application →
+    service principal → consent and directory role, at once); the key goes onto the app (keyCredential) once the
+    certificate and the app exist, beside consent and the role; then the proof, whose activity also records the
+    completion. Activities left on the critical path, each for its data: application (the appId every later Graph
+    call names), service principal (the object consent and the role are granted to; its own activity, so that its
+    replication retries do not repeat the app's upsert and the key need not wait for it), consent / directory role
+    (the grants the proof's token must carry; side by side), proof + record (a token with the new key and grants:
+    the only evidence that they work; completed only after it). The certificate and keyCredential activities run
+    beside the directory ones: on the path only while Key Vault's creation is slower than the app, its service
+    principal and the grants. A certificate from the customer's
+    CA is the exception: it may wait days for the CA, so it runs first and alone (certificate_wait, one
+    generation per poll), and nothing is made in the tenant before it exists.
 
     Durable retries of transient failures (shared/failures.py decides what is transient and what it waits for):
     the orchestrator waits on a durable timer between attempts, within the budget of what the step waits for
     (minutes for a missing consent, about 12 for the rest), from the step's first transient failure on the
     orchestration clock. It retries itself rather than through call_activity_with_retry, because Python's
     RetryOptions re-sends the same input (a stale `now`) at a fixed interval and retries every exception,
-    permanent ones included. A certificate from the customer's CA waits for its merge (certificate_wait, one
-    generation per poll). Custom status: {step, steps, attempt, created, retryAt?, waitingFor?}."""
+    permanent ones included. Custom status: {step, steps (every step in progress), attempt, created, retries?,
+    retryAt?, waitingFor?} (plan_status)."""
     request, wait, deadline = wait_state(context.get_input(), context)
     # A consent recorded for this run (the onboarding link's callback): Entra's "not consented" answers then
     # mean "still propagating", retried through the propagation window.
     consented_at = parse_time(request["consentedAt"]) if request.get("consentedAt") else None
     created: dict = {}
+    results: dict = {}
     current = {"step": "certificate"}
 
-    def step(name: str, activity: str, extra: dict):
-        current["step"] = name
-        return (yield from run_step(context, request, name, activity, extra, created, consented_at))
-
     try:
-        cert = yield from step("certificate", "ensure_certificate", {})
-        if cert.get("pending"):
-            yield from certificate_wait(context, request, wait, deadline, created, cert)
-            return None
-        if wait:  # the certificate came after a wait: the record no longer waits for it
-            yield context.call_activity_with_retry("record_onboarding_state", RECORD_RETRY, {
-                "request": request, "fields": {"Status": "running"}})
-        info = cert["certificate"]
-        created["certificate"] = {"name": info["name"], "version": info["version"],
-                                  "thumbprint": info["thumbprint"], "notAfter": info["not_after"]}
-        app = yield from step("application", "ensure_application", {"certificate": info})
-        created["application"] = {"appId": app["appId"], "objectId": app["applicationObjectId"]}
-        sp = yield from step("servicePrincipal", "ensure_service_principal", {"application": app})
-        created["servicePrincipalId"] = sp["servicePrincipalId"]
-        consent = yield from step("consent", "grant_permissions", {"servicePrincipalId": sp["servicePrincipalId"]})
-        created["permissions"] = consent["granted"]
-        role = yield from step("directoryRole", "ensure_directory_role",
-                               {"servicePrincipalId": sp["servicePrincipalId"],
-                                "permissionChanges": consent.get("changes")})
-        created["directoryRole"] = role["role"]
-        # The proof's needsAttention (Exchange refuses the role after the propagation window) is a permanent
-        # failure here: the automatic method assigned the role itself, nobody is there to fix it.
-        proof = yield from step("proof", "prove_onboarding", {"application": app, "certificate": info})
-        summary = {**created, "proofRoles": proof["roles"], "changes": role.get("changes")}
-        if proof.get("exchange"):
-            summary["exchangeProof"] = proof["exchange"]
-            yield context.call_activity_with_retry("record_onboarding_state", RECORD_RETRY, {
-                "request": request, "fields": {"ExchangeProof": json.dumps(proof["exchange"])}})
-        yield from step("record", "record_onboarding_completed", {"summary": summary})
+        if request["certificate"].get("issuer"):  # the customer's CA: the certificate first, however long it takes
+            cert = yield from run_step(context, request, "certificate", "ensure_certificate", {}, created,
+                                       consented_at)
+            if cert.get("pending"):
+                yield from certificate_wait(context, request, wait, deadline, created, cert)
+                return None
+            if wait:  # the certificate came after a wait: the record no longer waits for it
+                yield context.call_activity_with_retry("record_onboarding_state", RECORD_RETRY, {
+                    "request": request, "fields": {"Status": "running"}})
+            results["certificate"] = cert
+            record_created(created, "certificate", cert)
+            current["step"] = "application"
+        yield from run_plan(context, request, onboarding_plan(created), results, created, consented_at,
+                            lambda name, result: record_created(created, name, result), current)
     except Exception as exc:  # a step's permanent failure, or anything unexpected: record it, then fail
         yield from fail_onboarding(context, request, current["step"], created, exc)
     context.set_custom_status({"step": "completed", "steps": [], "created": created})
-    return summary
+    return proof_summary(onboarding_summary(created, results), results["proof"])
 
 
 def fail_onboarding(context: df.DurableOrchestrationContext, request: dict, step: str, created: dict,
@@ -640,8 +841,15 @@ def ensure_certificate(payload: dict) -> dict:
 
 @bp.activity_trigger(input_name="payload")
 async def ensure_application(payload: dict) -> dict:
-    """Step 2: the app registration carrying the certificate."""
-    return await _onboarding(payload).ensure_application(payload["certificate"])
+    """Step 2: the app registration (its name and requested permissions)."""
+    return await _onboarding(payload).ensure_application()
+
+
+@bp.activity_trigger(input_name="payload")
+async def ensure_key_credential(payload: dict) -> dict:
+    """Step 2b: the certificate merged into the app's keyCredentials."""
+    return await _onboarding(payload).ensure_key_credential(payload["application"], payload["certificate"],
+                                                            _decided_at(payload))
 
 
 @bp.activity_trigger(input_name="payload")
@@ -665,14 +873,22 @@ async def ensure_directory_role(payload: dict) -> dict:
 
 @bp.activity_trigger(input_name="payload")
 def prove_onboarding(payload: dict) -> dict:
-    """Step 6: a token with the new certificate whose roles hold every granted permission."""
-    return _onboarding(payload).prove(payload["application"], payload["certificate"], _decided_at(payload))
+    """Step 6: a token with the new certificate whose roles hold every granted permission; given `complete`
+    ({summary, fields?}), step 7 too once the proof holds: the record says completed. A completion that fails is
+    the step's failure (retried with the proof: both are idempotent)."""
+    onboarding = _onboarding(payload)
+    proof = onboarding.prove(payload["application"], payload["certificate"], _decided_at(payload))
+    finish = payload.get("complete")
+    if finish is None or not proof.get("ok"):
+        return proof
+    recorded = onboarding.complete(proof_summary(finish["summary"], proof), finish.get("fields"))
+    return proof if recorded.get("ok") else recorded
 
 
 @bp.activity_trigger(input_name="payload")
 def record_onboarding_completed(payload: dict) -> dict:
-    """Step 7: the record says completed."""
-    return _onboarding(payload).complete(payload["summary"])
+    """Step 7: the record says completed (with the payload's `fields`, when given, in the same write)."""
+    return _onboarding(payload).complete(payload["summary"], payload.get("fields"))
 
 
 @bp.activity_trigger(input_name="payload")

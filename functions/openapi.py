@@ -18,7 +18,6 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.api import handled, public_base
-from shared import openapi
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -28,6 +27,8 @@ bp = df.Blueprint()
 @functools.lru_cache(maxsize=8)
 def _document(kind: str, base: str) -> str:
     """The description for one public base, built once per process."""
+    from shared import openapi  # the pydantic models: loaded by the first request for a description, not at import
+
     build = openapi.swagger_document if kind == "swagger" else openapi.openapi_document
     return json.dumps(build(base))
 

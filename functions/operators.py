@@ -19,9 +19,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.api import azure_error, handled, json_response, public_base, validation_error, with_query
-from shared.contracts import LIFECYCLE, ONBOARDING_ID_PATTERN
-from shared.models import GUID_PATTERN
-from shared.openapi import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from shared.rules import DEFAULT_PAGE_SIZE, GUID_PATTERN, LIFECYCLE, MAX_PAGE_SIZE, ONBOARDING_ID_PATTERN
 from shared.settings import get_settings
 from shared.state import decode_continuation, state_store
 

@@ -35,9 +35,17 @@ AUTOMATIC_STEPS = (
     ("servicePrincipal", "Service principal"),
     ("consent", "Admin consent to the API permissions"),
     ("directoryRole", "Directory role"),
+    ("keyCredential", "Certificate on the app registration"),
     ("proof", "Proof: an app-only token with the new certificate"),
     ("record", "Recorded"),
 )
+# The automatic method runs independent steps at once (functions/onboarding.py onboarding_plan): a step shows done
+# when `created` holds what it made (AUTOMATIC_MADE), or when a step that needs it (AUTOMATIC_NEEDS) has started.
+AUTOMATIC_NEEDS = {"servicePrincipal": ["application"], "consent": ["servicePrincipal"],
+                   "directoryRole": ["servicePrincipal"], "keyCredential": ["certificate", "application"],
+                   "proof": ["keyCredential", "consent", "directoryRole"], "record": ["proof"]}
+AUTOMATIC_MADE = {"certificate": "certificate", "application": "application", "servicePrincipal": "servicePrincipalId",
+                  "consent": "permissions", "directoryRole": "directoryRole", "keyCredential": "keyCredential"}
 MANUAL_STEPS = (
     ("certificate", "Certificate in Key Vault"),
     ("waitingForAdmin", "The administrator runs the script"),
@@ -67,7 +75,8 @@ HEADLINES = {
 WAITING = ("waitingForAdmin", "needsAttention")
 # The Graph application permission of the onboarding app that each step needs (a 403 there means it is missing).
 STEP_PERMISSIONS = {"application": "Application.ReadWrite.OwnedBy", "servicePrincipal": "Application.ReadWrite.OwnedBy",
-                    "consent": "AppRoleAssignment.ReadWrite.All", "directoryRole": "RoleManagement.ReadWrite.Directory"}
+                    "consent": "AppRoleAssignment.ReadWrite.All", "directoryRole": "RoleManagement.ReadWrite.Directory",
+                    "keyCredential": "Application.ReadWrite.OwnedBy"}
 NEXT = {
     "forbidden": "Microsoft Graph refused this step: the onboarding app needs the {permission} application "
                  "permission in the tenant. A Global Administrator consents to the onboarding app again (the "
@@ -109,7 +118,21 @@ def step_states(body: dict) -> list[tuple[str, str, str]]:
         now = "waiting"
     else:
         now = "running"
-    return [(key, label, "done" if i < at else now if i == at else "pending") for i, (key, label) in enumerate(steps)]
+    if body.get("method") == "manual":  # one step at a time
+        return [(key, label, "done" if i < at else now if i == at else "pending")
+                for i, (key, label) in enumerate(steps)]
+    created = body.get("created") if isinstance(body.get("created"), dict) else {}
+    if status in ("failed", "expired"):
+        active = [current] if current in keys else []
+    else:
+        listed = body.get("steps") if isinstance(body.get("steps"), list) else []
+        active = [key for key in keys if key in listed] or [current if current in keys else keys[0]]
+    states: dict[str, str] = {}
+    for key in reversed(keys):  # a step's dependents come after it
+        started = any(states[later] != "pending" for later in keys if key in AUTOMATIC_NEEDS.get(later, ()))
+        made = key in AUTOMATIC_MADE and AUTOMATIC_MADE[key] in created
+        states[key] = now if key in active else "done" if made or started else "pending"
+    return [(key, label, states[key]) for key, label in steps]
 
 
 def step_detail(key: str, created: dict) -> str | None:
@@ -126,6 +149,8 @@ def step_detail(key: str, created: dict) -> str | None:
         return ", ".join(str(p) for p in created["permissions"])
     if key == "directoryRole" and "directoryRole" in created:
         return str(created["directoryRole"]) if created["directoryRole"] else "none requested"
+    if key == "keyCredential" and isinstance(created.get("keyCredential"), dict):
+        return f"thumbprint {created['keyCredential'].get('thumbprint')}"
     return None
 
 
@@ -264,7 +289,21 @@ function stepStates(body) {
   if (status === "failed" || status === "expired") now = "failed";
   else if (status === "needsAttention") now = "attention";
   else if (current === "waitingForAdmin" || status === "waitingForCertificate") now = "waiting";
-  return steps.map(([k, l], i) => [k, l, i < at ? "done" : i === at ? now : "pending"]);
+  if (body.method === "manual") return steps.map(([k, l], i) => [k, l, i < at ? "done" : i === at ? now : "pending"]);
+  const created = obj(body.created), listed = Array.isArray(body.steps) ? body.steps : [];
+  let active;
+  if (status === "failed" || status === "expired") active = keys.includes(current) ? [current] : [];
+  else {
+    active = keys.filter((k) => listed.includes(k));
+    if (!active.length) active = [keys.includes(current) ? current : keys[0]];
+  }
+  const states = {};
+  for (const key of [...keys].reverse()) {
+    const started = keys.some((later) => (C.needs[later] || []).includes(key) && states[later] !== "pending");
+    const made = Object.prototype.hasOwnProperty.call(C.made, key) && C.made[key] in created;
+    states[key] = active.includes(key) ? now : (made || started) ? "done" : "pending";
+  }
+  return steps.map(([k, l]) => [k, l, states[k]]);
 }
 function stepDetail(key, created) {
   if (key === "certificate" && created.certificate && typeof created.certificate === "object")
@@ -278,6 +317,8 @@ function stepDetail(key, created) {
   if (key === "consent" && Array.isArray(created.permissions)) return created.permissions.map(String).join(", ");
   if (key === "directoryRole" && "directoryRole" in created)
     return created.directoryRole ? String(created.directoryRole) : "none requested";
+  if (key === "keyCredential" && created.keyCredential && typeof created.keyCredential === "object")
+    return "thumbprint " + String(created.keyCredential.thumbprint);
   return null;
 }
 function nextStep(body) {
@@ -433,7 +474,8 @@ def page_script() -> str:
     """The inline script, with the page's words and rules (constants only, no request or record data)."""
     config = {"automaticSteps": AUTOMATIC_STEPS, "manualSteps": MANUAL_STEPS, "states": STATES,
               "headlines": HEADLINES, "waiting": WAITING, "permissions": STEP_PERMISSIONS, "next": NEXT,
-              "terminal": TERMINAL, "maxPoll": MAX_POLL_SECONDS, **TEXTS}
+              "terminal": TERMINAL, "maxPoll": MAX_POLL_SECONDS, "needs": AUTOMATIC_NEEDS,
+              "made": AUTOMATIC_MADE, **TEXTS}
     # Inside <script>, "</" would end it: JSON's \\u003c keeps any "<" out of the markup.
     return SCRIPT % json.dumps(config).replace("<", "\\u003c")
 

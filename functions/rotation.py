@@ -18,7 +18,7 @@ from functions.api import azure_error, handled, json_response, public_base, retr
 from functions.onboarding import ACTIVE, ONBOARDING_ID, RECORD_RETRY, StepFailed, run_step
 from shared.graph import certificate_lifetime_cap
 from shared.keyvault import CertificateRejected, NothingPending, certificate_name, check_pfx, vault_for
-from shared.models import MAX_VALIDITY_MONTHS, RequestError, validity_months_for
+from shared.offboarding import offboarding_instance_id
 from shared.onboarding import parse_time
 from shared.rotation import (
     COMPLETED,
@@ -31,6 +31,7 @@ from shared.rotation import (
     source_of,
     write_rotation_state,
 )
+from shared.rules import MAX_VALIDITY_MONTHS, RequestError, validity_months_for
 from shared.settings import get_settings
 from shared.signing import TokenRejected, make_token, read_token, signing_keys, token_version
 from shared.state import state_store
@@ -128,6 +129,11 @@ async def start_rotation(req: func.HttpRequest, client: df.DurableOrchestrationC
     if running is not None and running.runtime_status in ACTIVE:
         return azure_error(409, "OnboardingInProgress", f"onboarding {onboarding} is running "
                            f"({running.runtime_status.value}): rotate after it ends", target="onboarding")
+    offboarding = await client.get_status(offboarding_instance_id(onboarding))
+    if offboarding is not None and offboarding.runtime_status in ACTIVE:
+        # The offboarding removes the app and the certificate a rotation would write to.
+        return azure_error(409, "OffboardingInProgress", f"onboarding {onboarding} is being offboarded "
+                           f"({offboarding.runtime_status.value}): nothing is left to rotate", target="onboarding")
     if record.get("Status") != "completed":
         return azure_error(409, "OnboardingNotCompleted", f"onboarding {onboarding} is {record.get('Status')!r}: "
                            "only a completed onboarding's certificate rotates", target="onboarding")
@@ -263,7 +269,9 @@ def _alerts_available() -> bool:
 def rotation_orchestrator(context: df.DurableOrchestrationContext):
     """Rotate an onboarding's certificate: new Key Vault version, addKey (proof by the current key), token proof,
     records, a grace period on a durable timer, removeKey (proof by the new key), record. Each step is an
-    idempotent activity retried through run_step; the record's `Rotation` field says where it stands."""
+    idempotent activity retried through run_step; the record's `Rotation` field says where it stands. One step at
+    a time: each needs the one before (addKey the new version, the proof the key on the app, removeKey the proof
+    and the grace period); what is independent runs at once inside rotation_begin."""
     given = context.get_input() or {}
     onboarding = given["onboardingId"]
     started = context.current_utc_datetime
@@ -362,18 +370,22 @@ async def rotation_begin(payload: dict) -> dict:
                                                        "message": f"onboarding {onboarding} does not exist"}}
     request = {**rotation_request(onboarding, record), "runStartedAt": payload["runStartedAt"]}
     rotation = Rotation(settings, request)
-    await asyncio.to_thread(rotation.set_state, payload["rotation"], "rotation.started")
-    begun = await asyncio.to_thread(rotation.begin)
+    stored = request["certificate"] or {}
+    # Fit the tenant's cap on key lifetimes (Policy.Read.All); the manual method's verifier can't read it.
+    fits = source_of(stored) == "keyVault" and request["method"] == "automatic"
+    # The Rotation field's write, the current version's read (Key Vault) and the tenant's cap (Graph) need nothing
+    # from each other: at once.
+    _, begun, cap = await asyncio.gather(
+        asyncio.to_thread(rotation.set_state, payload["rotation"], "rotation.started"),
+        asyncio.to_thread(rotation.begin, record),
+        certificate_lifetime_cap(settings, request["tenantId"]) if fits else _no_cap())
     if not begun.get("ok"):
         return begun
-    stored = request["certificate"] or {}
     asked = payload.get("options") or {}
     options = {"keySize": asked.get("keySize") or stored.get("keySize") or begun["old"].get("key_size") or 2048,
                "exportable": asked.get("exportable", stored.get("exportable", False)),
                "validityMonths": asked.get("validityMonths") or stored.get("validityMonths")}
-    if source_of(stored) == "keyVault" and request["method"] == "automatic":
-        # Fit the tenant's cap on key lifetimes (Policy.Read.All); the manual method's verifier can't read it.
-        cap = await certificate_lifetime_cap(settings, request["tenantId"])
+    if fits:
         try:
             options["validityMonths"] = validity_months_for(options["validityMonths"], cap)
         except RequestError:
@@ -381,6 +393,10 @@ async def rotation_begin(payload: dict) -> dict:
     else:
         options["validityMonths"] = validity_months_for(options["validityMonths"], None)
     return {**begun, "request": request, "options": options, "graceHours": settings.rotation_grace_hours}
+
+
+async def _no_cap() -> None:
+    return None
 
 
 def _rotation(payload: dict) -> Rotation:

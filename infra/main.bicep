@@ -1,6 +1,7 @@
 // certauth on Azure: a Flex Consumption Function App (Python 3.11) with a user-assigned managed identity, its
-// storage (no shared keys), Key Vault (RBAC, soft delete, purge protection), Application Insights without local
-// auth on a Log Analytics workspace, and optionally the Durable Task Scheduler as the Durable Functions backend.
+// storage (no shared keys), two Key Vaults (RBAC, soft delete, purge protection: the certificates' vault and the
+// product's own secrets' vault), Application Insights without local auth on a Log Analytics workspace, and optionally
+// the Durable Task Scheduler as the Durable Functions backend.
 //
 // Layout and conventions follow Azure-Samples functions-quickstart-python-http-azd and
 // durable-functions-quickstart-python-azd: subscription scope, a resource group per azd environment, names from
@@ -11,7 +12,7 @@
 // not know it (tests/infra). `az bicep build --file infra/main.bicep` compiles it where the Bicep CLI exists.
 //
 // Nothing secret goes in or out: no @secure() parameter, no output that carries a key, a connection string or a
-// secret value. The only secret the product uses (its signing key) is created by the product itself in Key Vault.
+// secret value. The product's signing key is created by the product itself, in its own vault (signingKeyVault).
 targetScope = 'subscription'
 
 @minLength(1)
@@ -36,6 +37,9 @@ param appServicePlanName string = ''
 param storageAccountName string = ''
 @maxLength(24)
 param keyVaultName string = ''
+@description('The signing-key vault\'s name override; it must differ from keyVaultName (one vault would let a consumer of exportable certificates read the signing key).')
+@maxLength(24)
+param signingKeyVaultName string = ''
 param logAnalyticsName string = ''
 param applicationInsightsName string = ''
 param durableTaskSchedulerName string = ''
@@ -64,12 +68,12 @@ param durableTaskSchedulerIpAllowlist array = [
 @maxLength(45)
 param taskHubName string = 'certauth'
 
-@description('The Key Vault secret whose versions sign the product\'s capability URLs (CERTAUTH_SIGNING_KEY_SECRET).')
+@description('The secret, in the signing-key vault, whose versions sign the product\'s capability URLs (CERTAUTH_SIGNING_KEY_SECRET); the product creates it on first use.')
 @minLength(1)
 @maxLength(127)
 param signingKeySecretName string = 'certauth-signing-key'
 
-@description('Days a deleted vault stays recoverable (7-90). With purge protection the name stays taken for that long.')
+@description('Days a deleted vault (either of the two) stays recoverable (7-90). With purge protection the name stays taken for that long.')
 @minValue(7)
 @maxValue(90)
 param keyVaultSoftDeleteRetentionInDays int = 90
@@ -83,7 +87,7 @@ param verifierClientId string = ''
 @description('Public root of the product\'s URLs (API Management, a custom domain), https, without a trailing slash; empty: the Function App\'s own https host name.')
 param publicBaseUrl string = ''
 
-@description('Name of a Key Vault secret, in this deployment\'s vault, that holds the alert webhook URL (a Logic App trigger URL carries its signature). Create the secret first; the app setting is then a Key Vault reference and the identity gets Key Vault Secrets User on that secret only. Empty: no webhook.')
+@description('Name of a secret, in the signing-key vault (AZURE_SIGNING_KEY_VAULT_NAME), that holds the alert webhook URL (a Logic App trigger URL carries its signature): the app setting is then a Key Vault reference, which the identity resolves with its Secrets Officer role on that vault. Create the secret first: an unresolved reference reaches the app as its own text, which the app refuses. Not in the certificates\' vault, where a consumer of exportable certificates could read it. Empty: no webhook.')
 param alertWebhookSecretName string = ''
 
 @description('The webhook\'s payload: json (certauth.alert/v1) or teams (an Adaptive Card for a Teams workflow).')
@@ -118,10 +122,10 @@ param rotationGraceHours int = 24
 @description('Lets requests ask for exportable private keys (a PFX in the vault, read by the consuming product).')
 param allowExportableKeys bool = false
 
-@description('Object id of the consuming product\'s identity that reads exportable certificates (Key Vault Secrets User on the vault) when allowExportableKeys is true. certauth itself never reads a certificate\'s secret.')
+@description('Object id of the consuming product\'s identity that reads exportable certificates (Key Vault Secrets User on the certificates\' vault, not the signing-key vault) when allowExportableKeys is true. certauth itself never reads a certificate\'s secret.')
 param consumerPrincipalId string = ''
 
-@description('Object id of a developer who runs the app locally (func start) against this vault: gets the same Key Vault roles as the app. Empty: none.')
+@description('Object id of a developer who runs the app locally (func start) against these vaults: gets the same Key Vault roles as the app. Empty: none.')
 param developerPrincipalId string = ''
 
 @description('Flex Consumption scale: the most instances, and each instance\'s memory.')
@@ -142,6 +146,8 @@ var tags = {
 }
 var appName = !empty(functionAppName) ? functionAppName : '${abbrs.webSitesFunctions}certauth-${resourceToken}'
 var vaultName = !empty(keyVaultName) ? keyVaultName : '${abbrs.keyVaultVaults}${resourceToken}'
+// kv-sig- and the 13-character resourceToken: 20 characters (Key Vault names are 3-24).
+var signingVaultName = !empty(signingKeyVaultName) ? signingKeyVaultName : '${abbrs.keyVaultVaults}sig-${resourceToken}'
 // The Flex deployment package lives in a blob container of the app's own storage account.
 var deploymentContainerName = 'app-package-${take(appName, 32)}-${take(resourceToken, 7)}'
 var useDurableTaskScheduler = durableBackend == 'durableTaskScheduler'
@@ -237,9 +243,10 @@ module applicationInsights 'br/public:avm/res/insights/component:0.8.0' = {
   }
 }
 
-// RBAC only (no access policies); soft delete and purge protection on: a deleted vault and its certificates stay
-// recoverable for keyVaultSoftDeleteRetentionInDays and cannot be purged before, so `azd down --purge` cannot
-// purge it and a redeploy needs another vault name (another environment name, or keyVaultName) until then.
+// The certificates' vault. RBAC only (no access policies); soft delete and purge protection on: a deleted vault and
+// its certificates stay recoverable for keyVaultSoftDeleteRetentionInDays and cannot be purged before, so `azd down
+// --purge` cannot purge it and a redeploy needs another vault name (another environment name, or keyVaultName) until
+// then. It holds certificates only: with exportable keys the consuming product gets Key Vault Secrets User on it.
 module keyVault 'br/public:avm/res/key-vault/vault:0.14.0' = {
   name: 'keyVault'
   scope: rg
@@ -263,13 +270,34 @@ module keyVault 'br/public:avm/res/key-vault/vault:0.14.0' = {
   }
 }
 
-// The signing key's secret, created so that Key Vault Secrets Officer can be scoped to it (see signing-key.bicep).
-module signingKey 'app/signing-key.bicep' = {
-  name: 'signingKey'
+// The product's own secrets: the signing key (CERTAUTH_SIGNING_KEY_SECRET, which signs status URLs, onboarding links
+// and consent states: shared/signing.py) and the alert webhook's secret, if any. A vault of their own because Key
+// Vault Secrets User cannot be scoped to the certificates created at run time: a consuming product of exportable
+// certificates gets it on the whole certificates' vault, and in that vault it could read the signing key and forge
+// those URLs. Only the app's identity (and developerPrincipalId, if set) holds a data role here: Key Vault Secrets
+// Officer on the vault (app/rbac.bicep), so no secret has to exist before its role does. The product lists the
+// secret's versions, finds none and adds the first 32-byte key itself, which no template, parameter, deployment
+// history or output ever holds. Set up as the certificates' vault (purge protection keeps a deleted key recoverable).
+module signingKeyVault 'br/public:avm/res/key-vault/vault:0.14.0' = {
+  name: 'signingKeyVault'
   scope: rg
   params: {
-    keyVaultName: keyVault.outputs.name
-    secretName: signingKeySecretName
+    name: signingVaultName
+    location: location
+    tags: tags
+    sku: 'standard'
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: keyVaultSoftDeleteRetentionInDays
+    enablePurgeProtection: true
+    enableVaultForDeployment: false
+    enableVaultForTemplateDeployment: false
+    enableVaultForDiskEncryption: false
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
   }
 }
 
@@ -297,7 +325,8 @@ var productSettings = {
   CERTAUTH_HOME_TENANT_ID: tenant().tenantId
   CERTAUTH_PROVISIONER_CLIENT_ID: provisionerClientId
   CERTAUTH_VERIFIER_CLIENT_ID: verifierClientId
-  CERTAUTH_SIGNING_KEY_SECRET: signingKey.outputs.secretName
+  CERTAUTH_SIGNING_KEY_SECRET: signingKeySecretName
+  CERTAUTH_SIGNING_KEY_VAULT_URL: signingKeyVault.outputs.uri
   CERTAUTH_ALLOW_EXPORTABLE_KEYS: allowExportableKeys ? 'true' : 'false'
   CERTAUTH_EXPIRY_SCHEDULE: expirySchedule
   CERTAUTH_ALERT_THRESHOLDS_DAYS: alertThresholdsDays
@@ -308,12 +337,13 @@ var productSettings = {
   CERTAUTH_ALERT_MAIL_TO: alertMailTo
 }
 
-// The webhook URL carries a secret (a Logic App trigger's sig=): the setting is a Key Vault reference, resolved by
-// the platform with keyVaultReferenceIdentity (the user-assigned identity); without a secret name, no webhook.
+// The webhook URL carries a secret (a Logic App trigger's sig=): the setting is a Key Vault reference to the
+// signing-key vault (not the certificates' vault a consumer may read), resolved by the platform with
+// keyVaultReferenceIdentity (the user-assigned identity); without a secret name, no webhook.
 var alertWebhookSettings = empty(alertWebhookSecretName) ? {
   CERTAUTH_ALERT_WEBHOOK_URL: ''
 } : {
-  CERTAUTH_ALERT_WEBHOOK_URL: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=${alertWebhookSecretName})'
+  CERTAUTH_ALERT_WEBHOOK_URL: '@Microsoft.KeyVault(VaultName=${signingKeyVault.outputs.name};SecretName=${alertWebhookSecretName})'
 }
 
 module api 'app/api.bicep' = {
@@ -346,8 +376,7 @@ module rbac 'app/rbac.bicep' = {
     storageAccountName: storage.outputs.name
     applicationInsightsName: applicationInsights.outputs.name
     keyVaultName: keyVault.outputs.name
-    signingKeySecretName: signingKey.outputs.secretName
-    alertWebhookSecretName: alertWebhookSecretName
+    signingKeyVaultName: signingKeyVault.outputs.name
     durableBackend: durableBackend
     durableTaskSchedulerName: useDurableTaskScheduler ? durableTaskScheduler.outputs.name : ''
     taskHubName: taskHubName
@@ -367,6 +396,8 @@ output CERTAUTH_PUBLIC_BASE_URL string = api.outputs.publicBaseUrl
 output CERTAUTH_CALLBACK_URL string = '${api.outputs.publicBaseUrl}/api/onboard/callback'
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output KEY_VAULT_URL string = keyVault.outputs.uri
+output AZURE_SIGNING_KEY_VAULT_NAME string = signingKeyVault.outputs.name
+output CERTAUTH_SIGNING_KEY_VAULT_URL string = signingKeyVault.outputs.uri
 output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output DURABLE_BACKEND string = durableBackend

@@ -5,7 +5,8 @@
   2. the Entra / Graph / Key Vault simulator (``python -m sandbox.azure``), which owns the sandbox clock,
      seeded with ``SANDBOX_TENANTS`` tenants (default 3: home and two customers),
   3. the sandbox Functions host (``python -m sandbox.host``) serving ``function_app:app`` with the app
-     settings wired to the two above, its wall clock following the sandbox clock (sandbox/faketime.py),
+     settings wired to the two above, its wall clock following the sandbox clock (sandbox/faketime.py);
+     ``SANDBOX_HOST_HOP_MS`` in the environment adds the Durable backend's per-hop cost (sandbox/host/engine.py),
 then writes ``.sandbox/endpoints.json`` (host URL and keys, simulator URLs, clock, CA bundle, tenants) and
 records the process ids in ``.sandbox/pids.json``.  ``down`` stops exactly those process groups and removes
 both files.  Logs go to ``.sandbox/logs/``.

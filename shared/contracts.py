@@ -14,18 +14,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .links import MAX_LINK_HOURS, SECRET_FIELDS, LinkRequest
-from .models import MAX_VALIDITY_MONTHS, CertificateOptions
+from .links import MAX_LINK_HOURS, SECRET_FIELDS
+from .models import MAX_VALIDITY_MONTHS, CertificateOptions, LinkRequest
+from .rules import LIFECYCLE, ONBOARDING_ID_PATTERN  # noqa: F401  (re-exported)
 
-# The product's lifecycle word (`status`; functions/api.py PROGRESSING + TERMINAL decide the HTTP status from it).
-LIFECYCLE = ("pending", "running", "waitingForAdmin", "waitingForCertificate", "needsAttention", "completed",
-             "failed", "expired", "retired")
+# rules.LIFECYCLE as a type: the product's lifecycle word (`status`).
 Lifecycle = Literal["pending", "running", "waitingForAdmin", "waitingForCertificate", "needsAttention", "completed",
                     "failed", "expired", "retired"]
 # Durable Functions' runtime status (OrchestrationRuntimeStatus), null when the instance is unknown (purged).
 RuntimeStatus = Literal["Pending", "Running", "Suspended", "ContinuedAsNew", "Completed", "Failed", "Terminated",
                         "Canceled"]
-ONBOARDING_ID_PATTERN = r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\.[0-9a-f]{20}$"
 
 
 class _Answer(BaseModel):
@@ -324,6 +322,7 @@ class ExpiryRun(_Answer):
     failures: list[dict[str, Any]] = Field(default_factory=list)
     history_purged: int | None = Field(None, alias="historyPurged")
     audit_purged: int | None = Field(None, alias="auditPurged")
+    consent_states_purged: int | None = Field(None, alias="consentStatesPurged")
 
 
 # -- onboarding links (functions/links.py, shared/links.py) -------------------------------------------------------

@@ -3,7 +3,8 @@ onboarding app for customer tenants) and the onboarded app's identity (a client 
 Key Vault, so a non-exportable key never leaves the vault).
 
 The product's own credentials are shared by a worker's activities (shared/reuse.py), so tokens are fetched
-once, not per step, and refreshed by azure-identity before they expire. Tokens live only in those in-memory
+once, not per step, and refreshed by azure-identity before they expire; callers that miss the cache at the same
+time make one request between them (SingleFlight). Tokens live only in those in-memory
 caches: never persisted, passed between activities, or logged.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -26,6 +28,44 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+class SingleFlight:
+    """A shared TokenCredential that lets one request per token (scopes and options) go out at a time.
+
+    azure-identity caches a token until shortly before it expires, but callers that miss the cache at once (steps
+    running side by side, many onboardings of one tenant starting together, a refresh) would each ask Entra ID or
+    the managed-identity endpoint for the same token. Here the others wait for the first one's answer and then
+    find it in the cache: one request, not one per caller. Tokens of other scopes do not wait."""
+
+    def __init__(self, credential) -> None:
+        self._credential = credential
+        self._locks: dict[tuple, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, *key) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def get_token(self, *scopes: str, **kwargs):
+        """The wrapped credential's token, one request per (scopes, options) at a time."""
+        with self._lock("token", scopes, tuple(sorted((k, repr(v)) for k, v in kwargs.items()))):
+            return self._credential.get_token(*scopes, **kwargs)
+
+    def get_token_info(self, *scopes: str, options=None):
+        """The wrapped credential's AccessTokenInfo (azure-core prefers it), one request at a time as above."""
+        with self._lock("info", scopes, tuple(sorted((k, repr(v)) for k, v in (options or {}).items()))):
+            return self._credential.get_token_info(*scopes, options=options)
+
+    def close(self) -> None:
+        """Close the wrapped credential."""
+        self._credential.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
 def _identity_options(settings: Settings) -> dict:
     return {"authority": settings.authority_host, "disable_instance_discovery": not settings.instance_discovery}
 
@@ -36,8 +76,9 @@ def home_credential(settings: Settings):
     def build():
         from azure.identity import DefaultAzureCredential
 
-        return DefaultAzureCredential(managed_identity_client_id=settings.managed_identity_client_id,
-                                      exclude_interactive_browser_credential=True, **_identity_options(settings))
+        return SingleFlight(DefaultAzureCredential(managed_identity_client_id=settings.managed_identity_client_id,
+                                                   exclude_interactive_browser_credential=True,
+                                                   **_identity_options(settings)))
 
     return shared(("home", settings), build)
 
@@ -46,7 +87,7 @@ def _managed_identity(settings: Settings):
     def build():
         from azure.identity import ManagedIdentityCredential
 
-        return ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
+        return SingleFlight(ManagedIdentityCredential(client_id=settings.managed_identity_client_id))
 
     return shared(("managed-identity", settings), build)
 
@@ -69,9 +110,9 @@ def provisioner_credential(settings: Settings, tenant_id: str):
 
         managed = _managed_identity(settings)
         exchange_scope = f"{settings.token_exchange_audience}/.default"
-        return ClientAssertionCredential(tenant_id, settings.provisioner_client_id,
-                                         lambda: managed.get_token(exchange_scope).token,
-                                         **_identity_options(settings))
+        return SingleFlight(ClientAssertionCredential(tenant_id, settings.provisioner_client_id,
+                                                      lambda: managed.get_token(exchange_scope).token,
+                                                      **_identity_options(settings)))
 
     return shared(("provisioner", settings, tenant_id), build)
 
@@ -88,9 +129,9 @@ def verifier_credential(settings: Settings, tenant_id: str):
 
         managed = _managed_identity(settings)
         exchange_scope = f"{settings.token_exchange_audience}/.default"
-        return ClientAssertionCredential(tenant_id, settings.verifier_client_id,
-                                         lambda: managed.get_token(exchange_scope).token,
-                                         **_identity_options(settings))
+        return SingleFlight(ClientAssertionCredential(tenant_id, settings.verifier_client_id,
+                                                      lambda: managed.get_token(exchange_scope).token,
+                                                      **_identity_options(settings)))
 
     return shared(("verifier", settings, tenant_id), build)
 

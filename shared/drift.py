@@ -108,8 +108,8 @@ async def graph_findings(directory, onboarding_record: dict, thumbprint: str, ne
 
     app_id = onboarding_record["AppId"]
     try:
-        app = await directory._call(ApplicationsWithAppIdRequestBuilder(*_own_path(directory.client), app_id).get(
-            request_configuration=_query(select=["id", "appId", "keyCredentials"])))
+        app = await directory._send(ApplicationsWithAppIdRequestBuilder(*_own_path(directory.client), app_id)
+                                    .to_get_request_information(_query(select=["id", "appId", "keyCredentials"])))
     except GraphError as error:
         if error.status != 404:
             raise
@@ -117,8 +117,8 @@ async def graph_findings(directory, onboarding_record: dict, thumbprint: str, ne
                          f"{onboarding_record.get('TenantId')}")]
     findings: list[dict] = []
     try:
-        await directory._call(ServicePrincipalsWithAppIdRequestBuilder(*_own_path(directory.client), app_id).get(
-            request_configuration=_query(select=["id", "appId"])))
+        await directory._send(ServicePrincipalsWithAppIdRequestBuilder(*_own_path(directory.client), app_id)
+                              .to_get_request_information(_query(select=["id", "appId"])))
     except GraphError as error:
         if error.status != 404:
             raise

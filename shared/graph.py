@@ -2,7 +2,8 @@
 read-then-write, so running a step twice changes nothing the second time.
 
 msgraph-sdk is heavy (hundreds of MB, thousands of modules): it is imported inside functions, never at
-module import, to keep the Function App's cold start small.
+module import, to keep the Function App's cold start small. Its request builders make every request; the answers
+are read as shared/graph_answers.py's Answer, not msgraph's models (whose first object imports the model tree).
 """
 
 from __future__ import annotations
@@ -177,6 +178,16 @@ class Directory:
         except Exception as exc:
             raise _graph_error(exc) from exc
 
+    async def _send(self, request_information):
+        """Send what a request builder's to_*_request_information made; Graph's answer as an Answer (None: no body)."""
+        # Not as msgraph's model: its first Entity object imports ~1,200 model modules (shared/graph_answers.py).
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+        from .graph_answers import Answer
+
+        return await self._call(self.client.request_adapter.send_async(request_information, Answer,
+                                                                       {"XXX": ODataError}))
+
     async def _every_item(self, first_page) -> list:
         """The items of a collection: its first page and every page its @odata.nextLink leads to (Graph pages
         directory objects, 100 by default; learn.microsoft.com/graph/paging)."""
@@ -215,9 +226,9 @@ class Directory:
         )
 
         builder = ApplicationsWithUniqueNameRequestBuilder(*_own_path(self.client), unique_name)
-        created = await self._call(builder.patch(body, request_configuration=_prefer_create_if_missing()))
-        app = created or await self._call(builder.get(
-            request_configuration=_query(select=["id", "appId", "createdDateTime"])))
+        created = await self._send(builder.to_patch_request_information(body, _prefer_create_if_missing()))
+        app = created or await self._send(builder.to_get_request_information(
+            _query(select=["id", "appId", "createdDateTime"])))
         when = app.created_date_time
         return {"id": app.id, "appId": app.app_id, "created": created is not None,
                 "createdDateTime": when.astimezone(UTC).isoformat() if when else None}
@@ -232,7 +243,7 @@ class Directory:
         from msgraph.generated.models.key_credential import KeyCredential
 
         item = self.client.applications.by_application_id(application_id)
-        app = await self._call(item.get(request_configuration=_query(select=["keyCredentials"])))
+        app = await self._send(item.to_get_request_information(_query(select=["keyCredentials"])))
         existing = list(app.key_credentials or [])
         if any(not k.key for k in existing):
             # PATCH replaces the collection; a key re-sent without its bytes would be dropped or refused.
@@ -247,14 +258,14 @@ class Directory:
         new_key = KeyCredential(type="AsymmetricX509Cert", usage="Verify", key=certificate_der,
                                 display_name=display_name, start_date_time=not_before,
                                 end_date_time=not_after, custom_key_identifier=thumbprint)
-        await self._call(item.patch(Application(key_credentials=[*existing, new_key])))
+        await self._send(item.to_patch_request_information(Application(key_credentials=[*existing, new_key])))
         return True
 
     async def key_credentials(self, application_id: str) -> list[dict]:
         """The app's keyCredentials: {keyId, thumbprint (SHA-1 upper-case hex), startDateTime, endDateTime}.
         Only `$select=keyCredentials` returns the keys' bytes (REFERENCE.md), which give the thumbprint."""
         item = self.client.applications.by_application_id(application_id)
-        app = await self._call(item.get(request_configuration=_query(select=["keyCredentials"])))
+        app = await self._send(item.to_get_request_information(_query(select=["keyCredentials"])))
         keys = []
         for k in (app.key_credentials if app else None) or []:
             if k.key:
@@ -301,7 +312,7 @@ class Directory:
         keyCredentials have (its enabled asymmetricKeyLifetime restrictions in force at `now`), or None.
         One GET /policies/defaultAppManagementPolicy (Policy.Read.All; learn.microsoft.com/graph/api/
         tenantappmanagementpolicy-get, resources/keycredentialconfiguration)."""
-        policy = await self._call(self.client.policies.default_app_management_policy.get())
+        policy = await self._send(self.client.policies.default_app_management_policy.to_get_request_information())
         if policy is None or not policy.is_enabled or policy.application_restrictions is None:
             return None
         caps = []
@@ -324,8 +335,9 @@ class Directory:
         )
 
         builder = ServicePrincipalsWithAppIdRequestBuilder(*_own_path(self.client), app_id)
-        created = await self._call(builder.patch(ServicePrincipal(), request_configuration=_prefer_create_if_missing()))
-        sp = created or await self._call(builder.get(request_configuration=_query(select=["id", "appId"])))
+        created = await self._send(builder.to_patch_request_information(ServicePrincipal(),
+                                                                        _prefer_create_if_missing()))
+        sp = created or await self._send(builder.to_get_request_information(_query(select=["id", "appId"])))
         return {"id": sp.id, "created": created is not None}
 
     async def resource_roles(self, resource_app_id: str) -> tuple[str, dict[str, str]]:
@@ -333,7 +345,7 @@ class Directory:
         cached = self._resources.get(resource_app_id)
         if cached is not None and time.monotonic() - cached[0] < RESOURCE_ROLES_TTL:
             return cached[1]
-        result = await self._call(self.client.service_principals.get(request_configuration=_query(
+        result = await self._send(self.client.service_principals.to_get_request_information(_query(
             filter=f"appId eq '{resource_app_id}'", select=["id", "appId", "appRoles"])))
         if not result or not result.value:
             raise GraphError(404, "ResourceNotFound", f"no service principal for resource {resource_app_id}")
@@ -344,8 +356,8 @@ class Directory:
 
     async def app_role_assignments(self, principal_id: str) -> list[dict]:
         """The app role assignments granted to the principal: [{id, resourceId, appRoleId}]."""
-        first = await self._call(
-            self.client.service_principals.by_service_principal_id(principal_id).app_role_assignments.get())
+        first = await self._send(self.client.service_principals.by_service_principal_id(principal_id)
+                                 .app_role_assignments.to_get_request_information())
         return [{"id": a.id, "resourceId": str(a.resource_id), "appRoleId": str(a.app_role_id)}
                 for a in await self._every_item(first)]
 
@@ -355,8 +367,8 @@ class Directory:
 
     async def app_roles_of(self, resource_sp_id: str) -> dict[str, str]:
         """The app roles (id → value) of a resource service principal given by object id."""
-        sp = await self._call(self.client.service_principals.by_service_principal_id(resource_sp_id).get(
-            request_configuration=_query(select=["id", "appId", "appRoles"])))
+        sp = await self._send(self.client.service_principals.by_service_principal_id(resource_sp_id)
+                              .to_get_request_information(_query(select=["id", "appId", "appRoles"])))
         return {str(role.id): role.value for role in (sp.app_roles or []) if role.value}
 
     async def revoke_role(self, principal_id: str, assignment_id: str) -> bool:
@@ -378,8 +390,8 @@ class Directory:
 
         body = AppRoleAssignment(principal_id=principal_id, resource_id=resource_sp_id, app_role_id=app_role_id)
         try:
-            await self._call(self.client.service_principals.by_service_principal_id(resource_sp_id)
-                             .app_role_assigned_to.post(body))
+            await self._send(self.client.service_principals.by_service_principal_id(resource_sp_id)
+                             .app_role_assigned_to.to_post_request_information(body))
         except GraphError as error:
             if error.status == 400 and _DUPLICATE_ASSIGNMENT in error.message.lower():
                 return False  # a retried POST whose first attempt landed
@@ -391,8 +403,8 @@ class Directory:
         """The principal's directory role assignments, any role and scope: [{id, roleDefinitionId,
         directoryScopeId}] (principalId supports $filter eq: learn.microsoft.com/graph/api/resources/
         unifiedroleassignment)."""
-        first = await self._call(self.client.role_management.directory.role_assignments.get(
-            request_configuration=_query(filter=f"principalId eq '{_guid(principal_id)}'")))
+        first = await self._send(self.client.role_management.directory.role_assignments.to_get_request_information(
+            _query(filter=f"principalId eq '{_guid(principal_id)}'")))
         return [{"id": a.id, "roleDefinitionId": str(a.role_definition_id),
                  "directoryScopeId": a.directory_scope_id or "/"} for a in await self._every_item(first)]
 
@@ -411,8 +423,8 @@ class Directory:
 
     async def role_display_name(self, role_definition_id: str) -> str:
         """A directory role's display name (GET /roleManagement/directory/roleDefinitions/{id})."""
-        definition = await self._call(self.client.role_management.directory.role_definitions
-                                      .by_unified_role_definition_id(role_definition_id).get())
+        definition = await self._send(self.client.role_management.directory.role_definitions
+                                      .by_unified_role_definition_id(role_definition_id).to_get_request_information())
         return (definition.display_name if definition else None) or role_definition_id
 
     async def assign_directory_role(self, principal_id: str, role_definition_id: str) -> bool:
@@ -422,7 +434,7 @@ class Directory:
         body = UnifiedRoleAssignment(principal_id=principal_id, role_definition_id=role_definition_id,
                                      directory_scope_id="/")
         try:
-            await self._call(self.client.role_management.directory.role_assignments.post(body))
+            await self._send(self.client.role_management.directory.role_assignments.to_post_request_information(body))
         except GraphError as error:
             if error.status == 400 and _DUPLICATE_OBJECT in error.message.lower():
                 return False
@@ -441,7 +453,7 @@ class Directory:
 
         builder = ApplicationsWithUniqueNameRequestBuilder(*_own_path(self.client), unique_name)
         try:
-            app = await self._call(builder.get(request_configuration=_query(select=["id", "appId"])))
+            app = await self._send(builder.to_get_request_information(_query(select=["id", "appId"])))
         except GraphError as error:
             if error.status == 404:
                 return None
@@ -456,7 +468,7 @@ class Directory:
 
         builder = ServicePrincipalsWithAppIdRequestBuilder(*_own_path(self.client), _guid(app_id))
         try:
-            sp = await self._call(builder.get(request_configuration=_query(select=["id", "appId"])))
+            sp = await self._send(builder.to_get_request_information(_query(select=["id", "appId"])))
         except GraphError as error:
             if error.status == 404:
                 return None
@@ -491,17 +503,16 @@ class Directory:
     async def deleted_applications(self, unique_name: str) -> list[dict]:
         """Soft-deleted apps with this uniqueName: [{id, appId, deletedDateTime}] (GET /directory/deletedItems/
         microsoft.graph.application?$filter=uniqueName eq '…'; Application.Read.All; directory-deleteditems-list)."""
-        first = await self._call(self.client.directory.deleted_items.graph_application.get(
-            request_configuration=_query(filter=f"uniqueName eq {odata_string(unique_name)}",
-                                         select=["id", "appId", "uniqueName", "deletedDateTime"])))
+        first = await self._send(self.client.directory.deleted_items.graph_application.to_get_request_information(
+            _query(filter=f"uniqueName eq {odata_string(unique_name)}",
+                   select=["id", "appId", "uniqueName", "deletedDateTime"])))
         return [{"id": a.id, "appId": a.app_id, "deletedDateTime": _iso_or_none(a.deleted_date_time)}
                 for a in await self._every_item(first) if (a.unique_name or "").lower() == unique_name.lower()]
 
     async def deleted_service_principals(self, app_id: str) -> list[dict]:
         """Soft-deleted service principals of an appId: [{id, appId, deletedDateTime}]."""
-        first = await self._call(self.client.directory.deleted_items.graph_service_principal.get(
-            request_configuration=_query(filter=f"appId eq '{_guid(app_id)}'",
-                                         select=["id", "appId", "deletedDateTime"])))
+        first = await self._send(self.client.directory.deleted_items.graph_service_principal.to_get_request_information(
+            _query(filter=f"appId eq '{_guid(app_id)}'", select=["id", "appId", "deletedDateTime"])))
         return [{"id": s.id, "appId": s.app_id, "deletedDateTime": _iso_or_none(s.deleted_date_time)}
                 for s in await self._every_item(first)]
 
@@ -510,7 +521,8 @@ class Directory:
         for one it owns). Restoring an application does not restore its service principal. False when the item is
         not in deleted items (404)."""
         try:
-            await self._call(self.client.directory.deleted_items.by_directory_object_id(object_id).restore.post())
+            await self._send(self.client.directory.deleted_items.by_directory_object_id(object_id)
+                             .restore.to_post_request_information())
         except GraphError as error:
             if error.status == 404:
                 return False

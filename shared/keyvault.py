@@ -13,18 +13,30 @@ import hashlib
 import logging
 import re
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 log = logging.getLogger(__name__)
 
 NAME_RULE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")  # Key Vault object names
-# How long one attempt waits for a new certificate. The SDK polls every 5 s; self-signed RSA certificates
-# take seconds. Longer creations end the attempt, and a later one (a durable retry) picks the result up.
+# How long one attempt waits for a new certificate. Longer creations end the attempt, and a later one (a durable
+# retry) picks the result up.
 CREATION_WAIT_SECONDS = 30.0
+# How a new certificate's pending operation is polled. The SDK's poller polls once at once, then every 5 s, while a
+# self-signed RSA certificate takes a second or a few. Here: once at once too (a creation may be done by then), then
+# with backoff from CREATION_POLL_FIRST, each wait CREATION_POLL_FACTOR times the one before, at most the SDK's 5 s:
+# the poll that sees the end comes at most about half the time waited late. A poll's own Retry-After is honoured
+# (the next poll waits at least that long). The create's 202 carries a fixed `Retry-After: 10` whatever the issuer
+# (a CA may take days); it is not taken as the wait for a self-signed certificate.
+CREATION_POLL_FIRST = 0.5
+CREATION_POLL_FACTOR = 1.5
+CREATION_POLL_MAX = 5.0
 
 
 MIN_RSA_KEY_SIZE = 2048  # DESIGN.md: RSA 2048+
+MAX_SIGNING_CLIENTS = 64  # CryptographyClients kept per vault client (the most recently used keys)
 
 
 class CreationPending(Exception):
@@ -115,6 +127,36 @@ def csr_pem(csr_der: bytes) -> str:
     return "-----BEGIN CERTIFICATE REQUEST-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE REQUEST-----\n"
 
 
+def retry_after_seconds(value: str | None) -> float:
+    """A Retry-After header's wait in seconds (delta-seconds or an HTTP date, RFC 9110 10.2.3); 0 when absent."""
+    if not value:
+        return 0.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _raise_for(response) -> None:
+    """Key Vault's error answer as the exception the SDK's own calls raise (its error map, its OData error body)."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceExistsError,
+        ResourceNotFoundError,
+    )
+
+    kind = {401: ClientAuthenticationError, 404: ResourceNotFoundError, 409: ResourceExistsError}.get(
+        response.status_code, HttpResponseError)
+    raise kind(response=response)
+
+
 def _refusal(error, field: str) -> CertificateRejected:
     """Key Vault's 400 to an import or merge as a 400 naming the request's field, with Key Vault's code."""
     code = getattr(getattr(error, "error", None), "code", None) or "BadParameter"
@@ -173,6 +215,20 @@ def _deleted_facts(deleted) -> dict:
             "recoveryLevel": getattr(props, "recovery_level", None)}
 
 
+def _public_key(key_id: str, certificate_der: bytes):
+    """A KeyVaultKey of the certificate's RSA public key (JWK n, e) under the vault's key id, for verify only."""
+    from azure.keyvault.keys import KeyVaultKey
+    from cryptography import x509
+
+    numbers = x509.load_der_x509_certificate(certificate_der).public_key().public_numbers()
+
+    def unsigned(value: int) -> bytes:
+        return value.to_bytes((value.bit_length() + 7) // 8, "big")
+
+    return KeyVaultKey(key_id=key_id, jwk={"kid": key_id, "kty": "RSA", "key_ops": ["verify"],
+                                           "n": unsigned(numbers.n), "e": unsigned(numbers.e)})
+
+
 def _info(certificate, exportable: bool) -> CertificateInfo:
     cer = bytes(certificate.cer)
     props = certificate.properties
@@ -195,7 +251,7 @@ class CertificateVault:
         self._verify = verify_challenge_resource
         self._certificates = CertificateClient(vault_url, credential,
                                                verify_challenge_resource=verify_challenge_resource)
-        self._crypto: dict[str, object] = {}
+        self._crypto: OrderedDict[str, object] = OrderedDict()  # key id -> CryptographyClient, most recent last
         self._lock = threading.Lock()
 
     def current(self, name: str) -> CertificateInfo | None:
@@ -221,13 +277,6 @@ class CertificateVault:
         answers 409 to a second create while one is pending), raises :class:`CreationPending`: the caller
         comes back later and then finds the finished certificate instead of starting another."""
         from azure.core.exceptions import HttpResponseError
-        from azure.keyvault.certificates import (
-            CertificateContentType,
-            CertificatePolicy,
-            CertificatePolicyAction,
-            KeyType,
-            LifetimeAction,
-        )
 
         if not NAME_RULE.match(name):
             raise ValueError(f"certificate name {name!r} breaks Key Vault's rule: 1-127 of 0-9 a-z A-Z -")
@@ -237,17 +286,8 @@ class CertificateVault:
             same_key = existing.exportable == exportable and existing.key_size in (None, key_size)
             if not_after - renew_within > now and same_key:
                 return existing, False
-        policy = CertificatePolicy(
-            issuer_name="Self", subject=subject, validity_in_months=validity_months, key_type=KeyType.rsa,
-            key_size=key_size, exportable=exportable, reuse_key=False,
-            content_type=CertificateContentType.pkcs12,
-            # Never Key Vault's default AutoRenew: a version it renews on its own has a new key that no app
-            # registration carries, so tokens would break. certauth rotates itself (new version, addKey, proof,
-            # removeKey); Key Vault only tells the vault's certificate contacts when 80 % of the lifetime is gone.
-            lifetime_actions=[LifetimeAction(CertificatePolicyAction.email_contacts, lifetime_percentage=80)],
-        )
         try:
-            poller = self._certificates.begin_create_certificate(name, policy=policy)
+            operation = self._create(name, subject, validity_months, key_size, exportable)
         except HttpResponseError as error:
             if error.status_code == 409 and "deleted but recoverable" in str(error.message).lower():
                 # The name belongs to a soft-deleted certificate (an earlier offboarding): bring it back
@@ -257,15 +297,56 @@ class CertificateVault:
             if error.status_code != 409 or "pending" not in str(error.message).lower():
                 raise
             return self._resume(name, exportable)
-        result = poller.result(timeout=wait_seconds)
-        if not poller.done():
-            raise CreationPending(f"Key Vault is still creating certificate {name}")
-        if not hasattr(result, "cer") or result.cer is None:
-            # begin_create_certificate returns the CertificateOperation (not an error) when creation fails.
-            raise RuntimeError(f"Key Vault could not create certificate {name}: "
-                               f"{getattr(result, 'status', '?')} {getattr(result, 'error', None)}")
-        log.info("created certificate %s version %s", name, result.properties.version)
-        return _info(result, exportable), True
+        info = self._await_creation(name, operation, wait_seconds)
+        log.info("created certificate %s version %s", name, info.version)
+        return info, True
+
+    def _create(self, name: str, subject: str, validity_months: int, key_size: int, exportable: bool) -> dict:
+        """POST /certificates/{name}/create, a self-signed policy (rest/api/keyvault/certificates/create-certificate):
+        the pending operation's JSON. Sent through the client's own pipeline (challenge auth, retries) with
+        send_request: begin_create_certificate starts the SDK's poller, which polls every 5 s, at once."""
+        from azure.core.rest import HttpRequest
+
+        body = {"policy": {
+            "key_props": {"exportable": exportable, "kty": "RSA", "key_size": key_size, "reuse_key": False},
+            "secret_props": {"contentType": "application/x-pkcs12"},
+            "x509_props": {"subject": subject, "validity_months": validity_months},
+            # Never Key Vault's default AutoRenew: a version it renews on its own has a new key that no app
+            # registration carries, so tokens would break. certauth rotates itself (new version, addKey, proof,
+            # removeKey); Key Vault only tells the vault's certificate contacts when 80 % of the lifetime is gone.
+            "lifetime_actions": [{"trigger": {"lifetime_percentage": 80}, "action": {"action_type": "EmailContacts"}}],
+            "issuer": {"name": "Self"}}}
+        response = self._certificates.send_request(HttpRequest("POST", f"/certificates/{name}/create", json=body))
+        if response.status_code >= 400:
+            _raise_for(response)
+        return response.json()
+
+    def _await_creation(self, name: str, operation: dict, wait_seconds: float) -> CertificateInfo:
+        """Poll the pending operation (CREATION_POLL_*) until the certificate exists; its public facts.
+        CreationPending when it outlasts `wait_seconds`; a failed creation raises."""
+        deadline = time.monotonic() + wait_seconds
+        status, error = str(operation.get("status") or "").lower(), operation.get("error")
+        delay = asked = 0.0  # the first poll at once
+        answers: list = []  # each poll's HTTP response (its headers are case-insensitive)
+
+        def keep(pipeline_response) -> None:
+            answers.append(pipeline_response.http_response)
+
+        while status == "inprogress":
+            wait = max(delay, asked)
+            if time.monotonic() + wait > deadline:
+                raise CreationPending(f"Key Vault is still creating certificate {name}")
+            time.sleep(wait)
+            polled = self._certificates.get_certificate_operation(name, raw_response_hook=keep)
+            status, error = (polled.status or "").lower(), polled.error
+            asked = retry_after_seconds(answers[-1].headers.get("Retry-After")) if answers else 0.0
+            delay = min(delay * CREATION_POLL_FACTOR, CREATION_POLL_MAX) if delay else CREATION_POLL_FIRST
+        if status != "completed":
+            raise RuntimeError(f"Key Vault could not create certificate {name}: {status or '?'} {error}")
+        info = self.current(name)
+        if info is None:  # completed, not readable yet: the next attempt reads it
+            raise CreationPending(f"certificate {name} is created but not readable yet")
+        return info
 
     def _resume(self, name: str, exportable: bool) -> tuple[CertificateInfo, bool]:
         """An earlier attempt's creation: finished (use it), running (come back later) or failed (clear it
@@ -488,16 +569,26 @@ class CertificateVault:
         log.info("purged certificate %s", name)
         return {"state": "purged", "scheduledPurgeDate": None, "recoveryLevel": facts["recoveryLevel"]}
 
-    def sign(self, key_id: str, algorithm: str, digest: bytes) -> bytes:
-        """Sign a digest with the certificate's key inside the vault (RS256 or PS256)."""
+    def sign(self, key_id: str, algorithm: str, digest: bytes, certificate_der: bytes | None = None) -> bytes:
+        """Sign a digest with the certificate's key inside the vault (RS256 or PS256). Given the certificate
+        (`certificate_der`, whose public key is the key's), the client does not read the key first."""
         from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
 
         with self._lock:
             client = self._crypto.get(key_id)
-            if client is None:
-                # One client per key version: it reads the key once, then only signs.
-                client = self._crypto[key_id] = CryptographyClient(key_id, self._credential,
+            if client is not None:
+                self._crypto.move_to_end(key_id)
+            else:
+                # One client per key version. Built from a key id alone, CryptographyClient first GETs the key
+                # (for local public-key operations; sign is always the vault's): the certificate's public key
+                # makes that read needless. key_ops "verify" only: sign stays in the vault.
+                key = _public_key(key_id, certificate_der) if certificate_der else key_id
+                client = self._crypto[key_id] = CryptographyClient(key, self._credential,
                                                                    verify_challenge_resource=self._verify)
+                # One per onboarding's key: bounded, a worker signs for many. A dropped client is not closed (another
+                # thread may be signing with it); it goes with its last user.
+                while len(self._crypto) > MAX_SIGNING_CLIENTS:
+                    self._crypto.popitem(last=False)
         return client.sign(SignatureAlgorithm(algorithm), digest).signature
 
     def close(self) -> None:

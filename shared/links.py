@@ -26,13 +26,16 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
-from pydantic import Field, ValidationError
-
-from .models import MAX_BODY_BYTES, OnboardingRequest, RequestError, describe_validation_error
+from .rules import RequestError
 from .settings import Settings, SettingsError
 from .signing import SigningKey, TokenRejected, make_token, read_token, token_version
+
+# The request models (pydantic) load where a link's request is validated, not at import (cold start).
+if TYPE_CHECKING:
+    from .models import LinkRequest, OnboardingRequest
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +55,6 @@ SECRET_FIELDS = ("pfx", "password")
 NONCE = re.compile(r"^[0-9a-f]{32}$")
 GUID = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
 CALLBACK_PATH = "/api/onboard/callback"
-
-
-class LinkRequest(OnboardingRequest):
-    """POST /api/onboarding-links: an onboarding request whose tenantId is optional (the consenting tenant is then
-    the one onboarded)."""
-
-    tenant_id: str | None = Field(None, alias="tenantId")
 
 
 class Rejected(Exception):
@@ -91,6 +87,10 @@ def callback_url(base: str) -> str:
 def parse_link_request(body: bytes) -> tuple[LinkRequest, int]:
     """The body of POST /api/onboarding-links: (the request, expiresInHours), or RequestError naming each field.
     The request is validated by the model of POST /api/onboardings, with tenantId optional and no secret allowed."""
+    from pydantic import ValidationError
+
+    from .models import MAX_BODY_BYTES, LinkRequest, describe_validation_error
+
     if len(body) > MAX_BODY_BYTES:
         raise RequestError([{"field": "body", "rule": f"must be at most {MAX_BODY_BYTES} bytes"}])
     try:
@@ -153,6 +153,10 @@ def request_of(params: Mapping[str, str], tenant_id: str | None = None) -> Onboa
     """The onboarding request a link's parameters ask for, validated again by the same model (a link made before a
     configuration change is checked as it is now); `tenant_id`, the consenting tenant, fills in a link without one.
     RequestError naming the parameter otherwise."""
+    from pydantic import ValidationError
+
+    from .models import LinkRequest, OnboardingRequest, describe_validation_error
+
     data: dict[str, object] = {name: params[name] for name in ("serviceMailbox", "method", "permissionProfile")
                                if name in params}
     if "directoryRole" in params:
@@ -337,8 +341,8 @@ async def verified_domains(settings: Settings, tenant_id: str, method: str) -> l
 
     directory = verifier_directory(settings, tenant_id) if method == "manual" else directory_for(settings, tenant_id)
     try:
-        page = await directory._call(directory.client.organization.get(
-            request_configuration=_query(select=["id", "verifiedDomains"])))
+        page = await directory._send(directory.client.organization.to_get_request_information(
+            _query(select=["id", "verifiedDomains"])))
     except GraphError as error:
         log.warning("verified domains of tenant %s not read: %s %s", tenant_id, error.status, error.code)
         return None

@@ -10,12 +10,21 @@ import base64
 import json
 import re
 import uuid
-from datetime import timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import catalog
+from .rules import (  # noqa: F401  (re-exported: the rules the triggers check without pydantic)
+    DEFAULT_VALIDITY_MONTHS,
+    GUID_PATTERN,
+    LONGEST_MONTH,
+    MAX_VALIDITY_MONTHS,
+    RequestError,
+    iso_duration,
+    months_within,
+    validity_months_for,
+)
 
 MAX_BODY_BYTES = 16 * 1024
 # A request that imports a PFX may be larger: a PFX with its chain is tens of KiB (base64 adds a third). This limit
@@ -24,7 +33,6 @@ MAX_PFX_BODY_BYTES = 256 * 1024
 MAX_PFX_BASE64_LENGTH = MAX_PFX_BODY_BYTES
 PFX_PASSWORD_MAX_LENGTH = 1024
 MAILBOX_MAX_LENGTH = 254  # RFC 5321 path limit
-GUID_PATTERN = r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$"
 # A service mailbox is an Exchange address. Exchange's alias rule (learn.microsoft.com/powershell/module/exchange/
 # set-mailbox, -Alias): letters, digits and ! # $ % & ' * + - / = ? ^ _ ` { | } ~, periods surrounded by other valid
 # characters, at most 64 characters. That is wider than Entra's UPN rule (A-Z a-z 0-9 ' . - _ ! # ^ ~), so narrowing
@@ -41,11 +49,6 @@ MAILBOX_RULE = ("must be an Exchange mailbox address: before the @ at most 64 ch
                 "! # $ % & ' * + - / = ? ^ _ ` { | } ~, with periods only between them (not first, last or doubled); "
                 "after it a DNS domain (labels of A-Z a-z 0-9 and inner hyphens, at most 63 characters each, ending "
                 "in a top-level domain)")
-DEFAULT_VALIDITY_MONTHS = 12
-MAX_VALIDITY_MONTHS = 24
-# Key Vault counts a certificate's validity in whole calendar months (CertificatePolicy validity_in_months) and
-# a month lasts up to 31 days, so N months surely fit a lifetime cap when N x 31 days do.
-LONGEST_MONTH = timedelta(days=31)
 
 
 def _address_problem(value: str) -> str | None:
@@ -226,12 +229,11 @@ class OnboardingRequest(_Strict):
         return self
 
 
-class RequestError(ValueError):
-    """Invalid input: `problems` is a list of {field, rule}."""
+class LinkRequest(OnboardingRequest):
+    """POST /api/onboarding-links: an onboarding request whose tenantId is optional (the consenting tenant is then
+    the one onboarded; shared/links.py)."""
 
-    def __init__(self, problems: list[dict[str, str]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{p['field']}: {p['rule']}" for p in problems))
+    tenant_id: str | None = Field(None, alias="tenantId")
 
 
 def _field_path(loc: tuple) -> str:
@@ -282,38 +284,3 @@ def parse_onboarding_request(body: bytes) -> OnboardingRequest:
         elif any(item["type"] == "model_type" for item in exc.errors() if not item["loc"]):
             problems = [{"field": "body", "rule": "must be a JSON object"}]
         raise RequestError(problems) from None
-
-
-def months_within(cap: timedelta) -> int:
-    """The most whole months of certificate validity that stay within a lifetime cap, whatever month they
-    start in (0 when not even one month fits)."""
-    return max(0, min(MAX_VALIDITY_MONTHS, cap // LONGEST_MONTH))
-
-
-def iso_duration(value: timedelta) -> str:
-    """A timedelta as an ISO 8601 duration (P90D, P4DT12H30M5S), the way Graph writes maxLifetime."""
-    seconds = int(value.total_seconds())
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    time = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n)
-    text = f"P{days}D" if days or not time else "P"
-    return text + (f"T{time}" if time else "")
-
-
-def validity_months_for(requested: int | None, cap: timedelta | None) -> int:
-    """The certificate's validity in months: the request's, or the default; within the tenant's cap on
-    certificate lifetimes (None: no cap, or it could not be read). Raises RequestError naming the field."""
-    field = "certificate.validityMonths"
-    if cap is None:
-        return requested or DEFAULT_VALIDITY_MONTHS
-    allowed = months_within(cap)
-    limit = f"the tenant's app management policy limits certificate lifetimes to {iso_duration(cap)}"
-    if allowed < 1:
-        rule = f"cannot be met: {limit}, shorter than Key Vault's shortest validity (1 month)"
-        raise RequestError([{"field": field, "rule": rule}])
-    if requested is not None and requested > allowed:
-        rule = (f"must be at most {allowed}: {limit} (Key Vault counts whole months; {allowed} month(s) of up to "
-                f"31 days fit)")
-        raise RequestError([{"field": field, "rule": rule}])
-    return requested or min(DEFAULT_VALIDITY_MONTHS, allowed)

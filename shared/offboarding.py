@@ -286,7 +286,7 @@ async def removal_findings(directory: Directory, unique_name: str, display_name:
 async def _live_app_by_app_id(directory: Directory, app_id: str) -> bool:
     from .graph import _guid, _query
 
-    found = await directory._call(directory.client.applications.get(request_configuration=_query(
+    found = await directory._send(directory.client.applications.to_get_request_information(_query(
         filter=f"appId eq '{_guid(app_id)}'", select=["id", "appId"])))
     return bool(found and found.value)
 

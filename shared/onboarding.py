@@ -28,6 +28,7 @@ import hashlib
 import inspect
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from . import catalog, exchange
@@ -40,7 +41,11 @@ from .state import StateStore, state_store
 
 log = logging.getLogger(__name__)
 
-STEPS = ("certificate", "application", "servicePrincipal", "consent", "directoryRole", "proof", "record")
+# The steps in the order the status and the progress page list them. The orchestrator runs what is independent at
+# once (functions/onboarding.py ONBOARDING_PLAN): the certificate beside the application, the service principal,
+# consent and directory role; the key goes onto the app once both the certificate and the app exist.
+STEPS = ("certificate", "application", "servicePrincipal", "consent", "directoryRole", "keyCredential", "proof",
+         "record")
 # How long after creating an app a 403 on its service principal counts as replication, not a refusal:
 # with Application.ReadWrite.OwnedBy Graph answers 403 until the new app is visible to the ownership check
 # (hashicorp/terraform-provider-azuread#611, #992).
@@ -156,13 +161,33 @@ class Onboarding:
             self._store = state_store(self.settings)
         return self._store
 
-    def progress(self, step: str, fields: dict, event: str, details: dict | None = None) -> None:
+    def progress(self, step: str, fields: dict, event: str, details: dict | None = None,
+                 changes: dict | None = None) -> None:
         """Record a step's result on the onboarding record and in the audit trail (idempotent), at the time
-        it happened (the wall clock: a record, not an orchestration decision)."""
+        it happened (the wall clock: a record, not an orchestration decision). `changes` is the step's part of
+        the run's Changes (consent and directory role run at once: each merges its own keys)."""
         at = datetime.now(UTC)
-        # A blind merge: these fields are this step's own, so no read (and no ETag race) is needed.
-        self.store.merge_onboarding(self.id, {"Step": step, "UpdatedAt": at, **fields})
+        if changes is None:
+            # A blind merge: these fields are this step's own, so no read (and no ETag race) is needed.
+            self.store.merge_onboarding(self.id, {"Step": step, "UpdatedAt": at, **fields})
+        else:
+            self._merge_changes({"Step": step, "UpdatedAt": at, **fields}, changes)
         self.store.audit(self.id, event, at, details or {}, key=self._audit_key(step))
+
+    def _merge_changes(self, fields: dict, changes: dict) -> None:
+        """`fields` and the run's Changes with `changes` merged in: read-modify-write with the record's ETag, since
+        another step writes its own part of the same JSON at the same time. The POST of a run resets Changes."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        def change(entity: dict) -> dict:
+            known = _loads_dict(entity.get("Changes"))
+            merged = {**NO_CHANGES, **{k: v for k, v in known.items() if k in NO_CHANGES}, **changes}
+            return {**fields, "Changes": json.dumps(merged)}
+
+        try:
+            self.store.update_onboarding(self.id, change)
+        except ResourceNotFoundError:  # no record (a step run on its own): nothing to merge with
+            self.store.merge_onboarding(self.id, change({}))
 
     async def aprogress(self, *args, **kwargs) -> None:
         """progress() from async steps: Table Storage's client is sync, so it runs off the event loop."""
@@ -228,9 +253,9 @@ class Onboarding:
         return await work(directory_for(self.settings, self.tenant_id))
 
     @step_outcome("application")
-    async def ensure_application(self, certificate: dict) -> dict:
-        """Upsert the app registration and merge the certificate into its keyCredentials."""
-        info = CertificateInfo(**certificate)
+    async def ensure_application(self) -> dict:
+        """Upsert the app registration: its name and requested permissions (its key is the keyCredential step's,
+        which runs once the certificate exists: the two do not wait for each other)."""
         required = {resource: [p.app_role_id for p in permissions]
                     for resource, permissions in self.profile.by_resource().items()}
         display_name = application_display_name(self.settings, self.mailbox)
@@ -241,11 +266,32 @@ class Onboarding:
 
             app = await upsert_after_offboarding(directory, self.store, self.id, application_unique_name(self.id),
                                                  display_name, required)
+            await self.aprogress("application", {"AppId": app["appId"], "ApplicationObjectId": app["id"]},
+                                 "application.created" if app["created"] else "application.updated",
+                                 {"AppId": app["appId"]})
+            return {"ok": True, "appId": app["appId"], "applicationObjectId": app["id"], "created": app["created"],
+                    "createdAt": app["createdDateTime"] or datetime.now(UTC).isoformat()}
+
+        return await self._with_directory("application", work)
+
+    @step_outcome("keyCredential")
+    async def ensure_key_credential(self, application: dict, certificate: dict, now: datetime | None = None) -> dict:
+        """Merge the certificate into the app's keyCredentials: added unless it is there, every other key kept
+        (shared/graph.py ensure_certificate_key reads the keys and sends them back with the new one). `now` is the
+        orchestration's time of this attempt (a new app's 403 within OWNED_BY_REPLICATION_WINDOW is replication)."""
+        info = CertificateInfo(**certificate)
+
+        async def work(directory: Directory) -> dict:
             try:
                 key_added = await directory.ensure_certificate_key(
-                    app["id"], base64.b64decode(info.cer), parse_time(info.not_before), parse_time(info.not_after),
-                    f"certauth {info.thumbprint}")
+                    application["applicationObjectId"], base64.b64decode(info.cer), parse_time(info.not_before),
+                    parse_time(info.not_after), f"certauth {info.thumbprint}")
             except GraphError as error:
+                recent = (now is not None and application.get("createdAt")
+                          and now - parse_time(application["createdAt"]) < OWNED_BY_REPLICATION_WINDOW)
+                if error.status == 403 and recent:  # as for the service principal: ownership not replicated yet
+                    raise Transient(f"{error.message} (new app, not replicated yet)", REPLICATION, error.code,
+                                    error.status) from None
                 if error.code != LIFETIME_POLICY_CODE:
                     raise
                 # Graph names the policy, not its limit: say what the product asked for and how to fit it.
@@ -255,13 +301,11 @@ class Onboarding:
                     f"({self.request['certificate']['validityMonths']} months): onboard with a smaller "
                     "certificate.validityMonths, or grant the onboarding app Policy.Read.All so that certauth "
                     "fits the certificate to the tenant's policy.")) from None
-            await self.aprogress("application", {"AppId": app["appId"], "ApplicationObjectId": app["id"]},
-                          "application.created" if app["created"] else "application.updated",
-                          {"AppId": app["appId"], "KeyAdded": key_added})
-            return {"ok": True, "appId": app["appId"], "applicationObjectId": app["id"], "created": app["created"],
-                    "keyAdded": key_added, "createdAt": app["createdDateTime"] or datetime.now(UTC).isoformat()}
+            await self.aprogress("keyCredential", {}, "keyCredential.added" if key_added else "keyCredential.exists",
+                                 {"AppId": application["appId"], "Thumbprint": info.thumbprint})
+            return {"ok": True, "keyAdded": key_added, "thumbprint": info.thumbprint}
 
-        return await self._with_directory("application", work)
+        return await self._with_directory("keyCredential", work)
 
     @step_outcome("servicePrincipal")
     async def ensure_service_principal(self, application: dict, now: datetime) -> dict:
@@ -331,8 +375,9 @@ class Onboarding:
             removed = sorted(await self._permission_names(directory, extra, names))
             changes = {**NO_CHANGES, "permissionsAdded": added, "permissionsRemoved": removed}
             event = "consent.granted" if added else "consent.revoked" if removed else "consent.exists"
-            await self.aprogress("consent", {"Permissions": json.dumps(granted), "Changes": json.dumps(changes)},
-                                 event, {"Added": json.dumps(added), "Removed": json.dumps(removed)})
+            await self.aprogress("consent", {"Permissions": json.dumps(granted)}, event,
+                                 {"Added": json.dumps(added), "Removed": json.dumps(removed)},
+                                 changes={"permissionsAdded": added, "permissionsRemoved": removed})
             return {"ok": True, "granted": granted, "added": added, "removed": removed, "changes": changes}
 
         return await self._with_directory("consent", work)
@@ -355,7 +400,8 @@ class Onboarding:
 
         Any role, not only the catalog's: the service principal is certauth's own object, the request is its
         desired state, and the record must say what it holds; removing a role never widens access.
-        `permission_changes` is the consent step's part of this run's Changes (the record keeps one JSON)."""
+        `permission_changes`, when given, is the consent step's part of this run's Changes; the orchestrator runs
+        the two steps at once instead, each merging its part into the record's Changes (merge_changes)."""
         role_key = self.request.get("directoryRole")
         role = catalog.directory_role(role_key) if role_key else None
 
@@ -377,16 +423,16 @@ class Onboarding:
                 added = await directory.assign_directory_role(service_principal_id, role.template_id)
             await asyncio.gather(*(directory.unassign_directory_role(a["id"]) for a in extra))
             removed = sorted({await self._role_name(directory, a["roleDefinitionId"]) for a in extra})
-            changes = {**NO_CHANGES, **(permission_changes or {}),
-                       "directoryRoleAdded": role.display_name if added else None, "directoryRolesRemoved": removed}
+            own = {"directoryRoleAdded": role.display_name if added else None, "directoryRolesRemoved": removed}
+            changes = {**NO_CHANGES, **(permission_changes or {}), **own}
             if role is None:
                 event = "directoryRole.removed" if removed else "directoryRole.none"
             else:
                 event = "directoryRole.assigned" if added else "directoryRole.exists"
             details = {"RoleTemplateId": role.template_id} if role else {}
-            await self.aprogress("directoryRole", {"DirectoryRole": role.display_name if role else "",
-                                                   "Changes": json.dumps(changes)},
-                                 event, {**details, "Removed": json.dumps(removed)})
+            await self.aprogress("directoryRole", {"DirectoryRole": role.display_name if role else ""},
+                                 event, {**details, "Removed": json.dumps(removed)},
+                                 changes={**(permission_changes or {}), **own})
             return {"ok": True, "role": role.display_name if role else None,
                     "roleTemplateId": role.template_id if role else None, "added": added, "removed": removed,
                     "changes": changes}
@@ -411,22 +457,32 @@ class Onboarding:
 
         info = CertificateInfo(**certificate)
         vault = self._vault()
+        der = base64.b64decode(info.cer)
         assertion = keyvault_signed_assertion(
-            self.settings, self.tenant_id, application["appId"], base64.b64decode(info.cer),
-            lambda digest: vault.sign(info.key_id, "RS256", digest))
+            self.settings, self.tenant_id, application["appId"], der,
+            lambda digest: vault.sign(info.key_id, "RS256", digest, der))
         credential = onboarded_app_credential(self.settings, self.tenant_id, application["appId"], assertion)
-        roles: dict[str, list[str]] = {}
-        missing: list[str] = []
-        for resource, permissions in self.profile.by_resource().items():
-            scope = f"{_resource_uri(self.settings, resource)}/.default"
+        by_resource = self.profile.by_resource()
+
+        def token_roles(resource: str) -> list[str]:
             # New credentials and consent take a while to reach every token-issuing replica: Entra's answers
             # meanwhile (AADSTS700027, AADSTS7000229) are transient for the classifier.
-            token = credential.get_token(scope).token
+            token = credential.get_token(f"{_resource_uri(self.settings, resource)}/.default").token
             # Only the claims are read (and never stored): the token itself stays in this frame.
             claims = jwt.decode(token, options={"verify_signature": False})
             del token
-            roles[catalog.RESOURCE_NAMES.get(resource, resource)] = sorted(claims.get("roles", []))
-            missing += [p.value for p in permissions if p.value not in claims.get("roles", [])]
+            return claims.get("roles", [])
+
+        # One signature serves both token requests (the assertion is reused for minutes): signed first, then the
+        # resources' tokens are asked for at once, each needing nothing from the other.
+        assertion()
+        with ThreadPoolExecutor(max_workers=len(by_resource), thread_name_prefix="proof") as pool:
+            granted = list(pool.map(token_roles, by_resource))
+        roles: dict[str, list[str]] = {}
+        missing: list[str] = []
+        for (resource, permissions), held in zip(by_resource.items(), granted, strict=True):
+            roles[catalog.RESOURCE_NAMES.get(resource, resource)] = sorted(held)
+            missing += [p.value for p in permissions if p.value not in held]
         if missing:
             raise Transient(f"token roles do not include {sorted(missing)} yet", REPLICATION, "RolesNotInTokenYet")
         proof = self._exchange_proof(credential, now or datetime.now(UTC))
@@ -471,11 +527,12 @@ class Onboarding:
         return dict(exchange.PROVEN)
 
     @step_outcome("record")
-    def complete(self, summary: dict) -> dict:
-        """Mark the onboarding completed."""
+    def complete(self, summary: dict, fields: dict | None = None) -> dict:
+        """Mark the onboarding completed, with `fields` (what the manual method's verification found) in the same
+        write."""
         now = datetime.now(UTC)
-        self.store.update_onboarding(self.id, lambda _: {"Status": "completed", "Step": "record", "UpdatedAt": now,
-                                                         "CompletedAt": now, "Error": ""})
+        self.store.update_onboarding(self.id, lambda _: {**(fields or {}), "Status": "completed", "Step": "record",
+                                                         "UpdatedAt": now, "CompletedAt": now, "Error": ""})
         self.store.audit(self.id, "onboarding.completed", now, {"Summary": json.dumps(summary)},
                          key=self._audit_key("record"))
         return {"ok": True}
@@ -487,6 +544,14 @@ class Onboarding:
                                                          "Error": json.dumps(error), "Created": json.dumps(created)})
         self.store.audit(self.id, "onboarding.failed", now, {"Error": json.dumps(error)}, key=self._audit_key("failed"))
         return {"ok": True}
+
+
+def merge_changes(consent: dict | None, role: dict | None) -> dict:
+    """One run's Changes from the consent step's (permissions) and the directory role step's (roles)."""
+    consent, role = consent or {}, role or {}
+    return {**NO_CHANGES,
+            **{key: role[key] for key in ("directoryRoleAdded", "directoryRolesRemoved") if key in role},
+            **{key: consent[key] for key in ("permissionsAdded", "permissionsRemoved") if key in consent}}
 
 
 def _loads_dict(text: str | None) -> dict:

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from . import contracts
 from .contracts import LIFECYCLE, ONBOARDING_ID_PATTERN
 from .models import GUID_PATTERN, OnboardingRequest
+from .rules import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE  # the list routes' paging (functions/operators.py reads them)
 
 TITLE = "certauth"
 API_VERSION = "1.0"
@@ -39,9 +40,6 @@ DESCRIPTION = ("Certificate-based authorization for Microsoft 365: onboard a ten
 # The host the checked-in connector file names (the README says to set your own before or after importing).
 PLACEHOLDER_BASE_URL = "https://your-function-app.azurewebsites.net"
 ROUTE_PREFIX = "api"  # host.json extensions.http.routePrefix (the default)
-# The list routes' paging (functions/operators.py reads these).
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
 
 JSON = "application/json"
 HTML = "text/html"

@@ -118,7 +118,8 @@ class Rotation(Onboarding):
 
     def _signer(self, certificate: CertificateInfo) -> Callable[[bytes], bytes]:
         vault = self._vault()
-        return lambda digest: vault.sign(certificate.key_id, "RS256", digest)
+        der = base64.b64decode(certificate.cer)  # its public key: the vault's client needs no read of the key
+        return lambda digest: vault.sign(certificate.key_id, "RS256", digest, der)
 
     def _as_app(self, app_id: str, certificate: CertificateInfo) -> Directory:
         """Graph as the onboarded app itself, its client assertion signed in Key Vault by `certificate`'s key."""
@@ -129,10 +130,12 @@ class Rotation(Onboarding):
 
     # -- 0. what rotates --------------------------------------------------------------------------------------
     @step_outcome("rotation")
-    def begin(self) -> dict:
-        """The onboarding's app and current certificate (the record's thumbprint, read from Key Vault)."""
-        stored = self.store.get_onboarding(self.id)
-        record = stored.entity if stored else {}
+    def begin(self, record: dict | None = None) -> dict:
+        """The onboarding's app and current certificate (the record's thumbprint, read from Key Vault). `record` is
+        the onboarding record when the caller has just read it (else it is read here)."""
+        if record is None:
+            stored = self.store.get_onboarding(self.id)
+            record = stored.entity if stored else {}
         if record.get("Status") != "completed" or not record.get("Thumbprint") or not record.get("AppId"):
             raise Permanent(409, "OnboardingNotCompleted", f"onboarding {self.id} is not completed with a certificate "
                             f"(status {record.get('Status')!r}): only a completed onboarding rotates")

@@ -42,6 +42,7 @@ ENV_NAMES: Mapping[str, str] = {
     "token_exchange_audience": "TOKEN_EXCHANGE_AUDIENCE",
     "public_base_url": "CERTAUTH_PUBLIC_BASE_URL",
     "signing_key_secret": "CERTAUTH_SIGNING_KEY_SECRET",
+    "signing_key_vault_url": "CERTAUTH_SIGNING_KEY_VAULT_URL",  # falls back to KEY_VAULT_URL
     "status_token_days": "CERTAUTH_STATUS_TOKEN_DAYS",
     "allow_exportable_keys": "CERTAUTH_ALLOW_EXPORTABLE_KEYS",
     "verifier_client_id": "CERTAUTH_VERIFIER_CLIENT_ID",
@@ -118,6 +119,9 @@ class Settings:
     public_base_url: str | None = None
     # The Key Vault secret whose versions sign capability URLs (status tokens, later onboarding links).
     signing_key_secret: str = "certauth-signing-key"
+    # The vault holding that secret; unset: KEY_VAULT_URL. On Azure a vault of its own, so that a consumer of
+    # exportable certificates (Key Vault Secrets User on the certificates' vault) cannot read the key.
+    signing_key_vault_url: str | None = None
     status_token_days: int = 30
     # Exportable private keys (a PFX in the vault) are opt-in for the operator, not for any caller.
     allow_exportable_keys: bool = False
@@ -147,7 +151,8 @@ class Settings:
     alert_mail_to: str | None = None  # comma-separated addresses
 
     def __post_init__(self) -> None:
-        for name in ("graph_base_url", "authority_host", "key_vault_url", "public_base_url", "exchange_admin_url"):
+        for name in ("graph_base_url", "authority_host", "key_vault_url", "signing_key_vault_url", "public_base_url",
+                     "exchange_admin_url"):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -155,6 +160,8 @@ class Settings:
             _check_https(name, value, loopback_http=name == "public_base_url")
             # One canonical form: no trailing slash ("https://graph.microsoft.com/v1.0").
             object.__setattr__(self, name, value.rstrip("/"))
+        if self.signing_key_vault_url is None:
+            object.__setattr__(self, "signing_key_vault_url", self.key_vault_url)
         if not self.taskhub:
             raise SettingsError(f"{ENV_NAMES['taskhub']} must not be empty")
         if not self.app_display_name_prefix.strip():
@@ -239,6 +246,8 @@ class Settings:
             hint = ENV_NAMES[field_name]
             if field_name == "tables_connection":
                 hint += f" (or {TABLES_CONNECTION_FALLBACK})"
+            if field_name == "signing_key_vault_url":
+                hint += f" (or {ENV_NAMES['key_vault_url']})"
             raise SettingsError(f"application setting {hint} is required but not set")
         if not isinstance(value, str):
             raise TypeError(f"{field_name} is not a string setting")

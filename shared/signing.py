@@ -174,14 +174,14 @@ class SigningKeys:
 
 
 def signing_keys(settings) -> SigningKeys:
-    """The product's signing keys, shared by a worker (the home identity's SecretClient on KEY_VAULT_URL)."""
+    """The product's signing keys, shared by a worker (the home identity's SecretClient on the signing vault)."""
     from .credentials import home_credential
     from .reuse import shared
 
     def build() -> SigningKeys:
         from azure.keyvault.secrets import SecretClient
 
-        client = SecretClient(settings.require("key_vault_url"), home_credential(settings),
+        client = SecretClient(settings.require("signing_key_vault_url"), home_credential(settings),
                               verify_challenge_resource=settings.keyvault_verify_challenge_resource)
         return SigningKeys(client, settings.signing_key_secret)
 

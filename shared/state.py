@@ -15,10 +15,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+# azure-data-tables (and azure-core) load on first use, not at import: every blueprint imports this module, and the
+# Functions host imports them all to index the app (cold start).
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient, TableServiceClient
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +153,8 @@ def state_store(settings) -> StateStore:
     if settings.tables_connection:
         return store_for(settings.tables_connection)
     if settings.tables_endpoint:
+        from azure.data.tables import TableServiceClient
+
         return shared(("state", settings.tables_endpoint), lambda: StateStore(
             service=TableServiceClient(settings.tables_endpoint, credential=home_credential(settings))))
     raise SettingsError("application setting TABLES_CONNECTION_STRING (or AzureWebJobsStorage, or "
@@ -161,10 +165,14 @@ class StateStore:
     """The three tables, created on first use."""
 
     def __init__(self, connection_string: str | None = None, *, service: TableServiceClient | None = None) -> None:
+        from azure.data.tables import TableServiceClient
+
         self._service = service or TableServiceClient.from_connection_string(connection_string)
         self._tables: dict[str, TableClient] = {}
 
     def _table(self, name: str) -> TableClient:
+        from azure.core.exceptions import ResourceExistsError
+
         client = self._tables.get(name)
         if client is None:
             with contextlib.suppress(ResourceExistsError):
@@ -175,6 +183,8 @@ class StateStore:
     # -- onboardings ----------------------------------------------------------------------------------
     def get_onboarding(self, onboarding: str) -> Stored | None:
         """The onboarding record, or None."""
+        from azure.core.exceptions import ResourceNotFoundError
+
         try:
             entity = self._table(ONBOARDINGS).get_entity(*_onboarding_key_pair(onboarding))
         except ResourceNotFoundError:
@@ -183,6 +193,8 @@ class StateStore:
 
     def create_onboarding(self, onboarding: str, fields: dict) -> bool:
         """Insert the record if it does not exist; False when it already existed (left untouched)."""
+        from azure.core.exceptions import ResourceExistsError
+
         entity = {**_onboarding_keys(onboarding), **fields}
         try:
             self._table(ONBOARDINGS).create_entity(entity)
@@ -192,6 +204,8 @@ class StateStore:
 
     def merge_onboarding(self, onboarding: str, fields: dict) -> None:
         """Set these fields of the record, leaving the others as they are (a step's own results)."""
+        from azure.data.tables import UpdateMode
+
         self._table(ONBOARDINGS).upsert_entity(
             {**_onboarding_keys(onboarding), **fields}, mode=UpdateMode.MERGE)
 
@@ -199,6 +213,10 @@ class StateStore:
         """Read-modify-write with ETag: `change` gets the current entity and returns the fields to set.
 
         A concurrent writer makes the update fail with 412; it is then re-read and re-applied."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
+        from azure.data.tables import UpdateMode
+
         table = self._table(ONBOARDINGS)
         for _ in range(MAX_ETAG_RETRIES):
             entity = table.get_entity(*_onboarding_key_pair(onboarding))
@@ -241,6 +259,9 @@ class StateStore:
     # -- certificates ---------------------------------------------------------------------------------
     def upsert_certificate(self, onboarding: str, fields: dict) -> None:
         """Record the certificate tracked for an onboarding (thumbprint, notAfter, names), and its expiry index."""
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
         row = table_key(onboarding)   # refused before any request
         table = self._table(CERTIFICATES)
         previous = None
@@ -260,6 +281,8 @@ class StateStore:
     def index_certificate_expiry(self, onboarding: str, fields: dict,
                                  previous_not_after: datetime | None = None) -> None:
         """Put the certificate under its expiry day (in its month's table); a notAfter that moved leaves its old day."""
+        from azure.data.tables import UpdateMode
+
         day = expiry_day(fields["NotAfter"])
         month = expiry_month(day)
         self._table(expiry_table(month)).upsert_entity({"PartitionKey": day, "RowKey": table_key(onboarding),
@@ -275,6 +298,9 @@ class StateStore:
 
         Reads the listed months in the range, one table each; a month the range covers whole and found empty is
         taken off the list (If-Match: not if a row was written meanwhile)."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
         months_query, parameters = "PartitionKey eq 'month' and RowKey le @last", {"last": expiry_month(last_day)}
         if first_day is not None:
             months_query += " and RowKey ge @first"
@@ -299,12 +325,16 @@ class StateStore:
 
     def unindex_certificate_expiry(self, onboarding: str, not_after: datetime) -> None:
         """Take a certificate out of its expiry day (an expired one that had its last alert stays tracked)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
         with contextlib.suppress(ResourceNotFoundError):
             day = expiry_day(not_after)
             self._existing_table(expiry_table(expiry_month(day))).delete_entity(day, table_key(onboarding))
 
     def get_certificate(self, onboarding: str) -> dict | None:
         """The certificate record tracked for an onboarding, or None."""
+        from azure.core.exceptions import ResourceNotFoundError
+
         try:
             return dict(self._table(CERTIFICATES).get_entity("certificate", table_key(onboarding)))
         except ResourceNotFoundError:
@@ -338,6 +368,8 @@ class StateStore:
     # -- alert state (one record per certificate version, ETag-guarded) ---------------------------------
     def alert_state(self, onboarding: str, version: str) -> Stored | None:
         """The alerts already claimed for this certificate version, or None."""
+        from azure.core.exceptions import ResourceNotFoundError
+
         try:
             entity = self._table(ALERTS).get_entity(table_key(onboarding), table_key(f"v-{version}"))
         except ResourceNotFoundError:
@@ -352,6 +384,10 @@ class StateStore:
     def claim_alert(self, onboarding: str, version: str, seen: Stored | None, fields: dict) -> bool:
         """Record an alert as sent, only if the record is still as `seen` (insert when it was None, else If-Match
         its ETag): of two runs that saw the same state, one claims the alert and the other gets False."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.data.tables import UpdateMode
+
         table = self._table(ALERTS)
         entity = {"PartitionKey": table_key(onboarding), "RowKey": table_key(f"v-{version}"), **fields}
         try:
@@ -366,6 +402,9 @@ class StateStore:
 
     def release_alert(self, onboarding: str, version: str, seen: Stored | None) -> None:
         """Undo a claim whose orchestration could not start, so the next run tries again: back to `seen`."""
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
         table = self._table(ALERTS)
         if seen is None:
             with contextlib.suppress(ResourceNotFoundError):
@@ -376,12 +415,16 @@ class StateStore:
     # -- expiry runs ----------------------------------------------------------------------------------
     def start_expiry_run(self, run: str, started: datetime, fields: dict) -> None:
         """Record a run of the expiry monitor as started; row keys sort newest first."""
+        from azure.data.tables import UpdateMode
+
         self._table(EXPIRY_RUNS).upsert_entity({"PartitionKey": "run", "RowKey": table_key(run_key(started, run)),
                                                 "RunId": run, "StartedAt": started, **fields},
                                                mode=UpdateMode.REPLACE)
 
     def finish_expiry_run(self, run: str, started: datetime, fields: dict) -> None:
         """Set a run's results (finished time, what it started)."""
+        from azure.data.tables import UpdateMode
+
         self._table(EXPIRY_RUNS).upsert_entity({"PartitionKey": "run", "RowKey": table_key(run_key(started, run)),
                                                 **fields}, mode=UpdateMode.MERGE)
 
@@ -393,6 +436,8 @@ class StateStore:
 
     def purge_audit_before(self, cutoff: datetime, most: int = 1000) -> int:
         """Delete up to `most` audit entries older than `cutoff`; how many went."""
+        from azure.core.exceptions import ResourceNotFoundError
+
         deleted = 0
         for entity in self._table(AUDIT).query_entities("At lt @cutoff", parameters={"cutoff": cutoff},
                                                        select=["PartitionKey", "RowKey"]):
@@ -412,6 +457,8 @@ class StateStore:
     def audit(self, onboarding: str, event: str, at: datetime, details: dict | None = None,
               key: str | None = None) -> None:
         """Append an audit entry; `key` makes it idempotent (an activity retried writes it once)."""
+        from azure.data.tables import UpdateMode
+
         # Row keys sort ascending, so the timestamp prefix keeps entries in order; a retried activity
         # passes the same `key` and overwrites its own entry instead of adding one.
         row = key if key is not None else f"{at.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex}"
@@ -432,6 +479,8 @@ class StateStore:
 
     def get_consent_state(self, nonce: str) -> Stored | None:
         """A consent state's row with its ETag, or None."""
+        from azure.core.exceptions import ResourceNotFoundError
+
         try:
             entity = self._table(CONSENT_STATES).get_entity(table_key(nonce), "state")
         except ResourceNotFoundError:
@@ -441,6 +490,10 @@ class StateStore:
     def consume_consent_state(self, seen: Stored, fields: dict) -> bool:
         """Mark a consent state used, only if it is still unused and as `seen` (If-Match its ETag): of two callbacks
         with one state, exactly one gets True."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
         if seen.entity.get("Used") or not seen.etag:
             return False
         entity = {"PartitionKey": seen.entity["PartitionKey"], "RowKey": seen.entity["RowKey"], **fields,
@@ -451,6 +504,21 @@ class StateStore:
         except (ResourceModifiedError, ResourceNotFoundError):
             return False
         return True
+
+    def purge_consent_states_before(self, cutoff: datetime, most: int = 1000) -> int:
+        """Delete up to `most` consent states that expired before `cutoff` (used or not: an expired state is refused
+        whatever its row says); how many went."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        deleted = 0
+        for entity in self._table(CONSENT_STATES).query_entities("ExpiresAt lt @cutoff", parameters={"cutoff": cutoff},
+                                                                 select=["PartitionKey", "RowKey"]):
+            with contextlib.suppress(ResourceNotFoundError):
+                self._table(CONSENT_STATES).delete_entity(entity["PartitionKey"], entity["RowKey"])
+            deleted += 1
+            if deleted >= most:
+                break
+        return deleted
 
     def close(self) -> None:
         """Close the HTTP sessions."""

@@ -189,11 +189,11 @@ async def _application(directory, unique_name: str, display_name: str) -> dict |
     select = ["id", "appId", "uniqueName", "displayName", "keyCredentials", "requiredResourceAccess"]
     builder = ApplicationsWithUniqueNameRequestBuilder(*_own_path(directory.client), unique_name)
     try:
-        app = await directory._call(builder.get(request_configuration=_query(select=select)))
+        app = await directory._send(builder.to_get_request_information(_query(select=select)))
     except GraphError as error:
         if error.status != 404:
             raise
-        found = await directory._call(directory.client.applications.get(request_configuration=_query(
+        found = await directory._send(directory.client.applications.to_get_request_information(_query(
             filter=f"displayName eq {odata_string(display_name)}", select=select)))
         matches = [a for a in (found.value if found else None) or [] if a.display_name == display_name]
         app = matches[0] if len(matches) == 1 else None
@@ -216,7 +216,7 @@ async def _service_principal_id(directory, app_id: str) -> str | None:
 
     builder = ServicePrincipalsWithAppIdRequestBuilder(*_own_path(directory.client), app_id)
     try:
-        sp = await directory._call(builder.get(request_configuration=_query(select=["id", "appId"])))
+        sp = await directory._send(builder.to_get_request_information(_query(select=["id", "appId"])))
     except GraphError as error:
         if error.status == 404:
             return None

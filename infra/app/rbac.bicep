@@ -5,11 +5,11 @@
 param principalId string
 param storageAccountName string
 param applicationInsightsName string
+@description('The certificates\' vault.')
 param keyVaultName string
-param signingKeySecretName string
 
-@description('A secret in the vault holding the alert webhook URL (a Key Vault reference); empty: none.')
-param alertWebhookSecretName string = ''
+@description('The vault of the product\'s own secrets: the signing key, and the alert webhook URL if any.')
+param signingKeyVaultName string
 
 @allowed([
   'azureStorage'
@@ -19,10 +19,10 @@ param durableBackend string = 'azureStorage'
 param durableTaskSchedulerName string = ''
 param taskHubName string = 'certauth'
 
-@description('The consuming product\'s identity, given Key Vault Secrets User when exportable keys are allowed; empty: none.')
+@description('The consuming product\'s identity, given Key Vault Secrets User on the certificates\' vault when exportable keys are allowed; empty: none.')
 param consumerPrincipalId string = ''
 
-@description('A developer running the app locally against this vault; empty: none.')
+@description('A developer running the app locally against these vaults; empty: none.')
 param developerPrincipalId string = ''
 
 var roles = {
@@ -49,9 +49,8 @@ resource vault 'Microsoft.KeyVault/vaults@2024-11-01' existing = {
   name: keyVaultName
 }
 
-resource signingKey 'Microsoft.KeyVault/vaults/secrets@2024-11-01' existing = {
-  parent: vault
-  name: signingKeySecretName
+resource signingVault 'Microsoft.KeyVault/vaults@2024-11-01' existing = {
+  name: signingKeyVaultName
 }
 
 // -- Storage: the host, the Durable Azure Storage provider, the Flex deployment container, the product's tables --
@@ -104,7 +103,7 @@ resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
-// -- Key Vault --
+// -- Key Vault: the certificates' vault --
 
 // Certificates: create, import (PFX), the CSR's pending operation and merge, versions, policy, disable, delete.
 resource certificatesOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -129,37 +128,9 @@ resource cryptoUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// The signing key only: list its versions, read them, add one (the product creates the key on first use). Not the
-// vault: certauth never reads a certificate's secret (an exportable certificate's private key).
-resource signingKeyOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(signingKey.id, principalId, roles.keyVaultSecretsOfficer)
-  scope: signingKey
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
-    principalId: principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-// The alert webhook's secret only, for its Key Vault reference (the operator creates the secret first).
-resource alertWebhookSecret 'Microsoft.KeyVault/vaults/secrets@2024-11-01' existing = if (!empty(alertWebhookSecretName)) {
-  parent: vault
-  name: !empty(alertWebhookSecretName) ? alertWebhookSecretName : 'none'
-}
-
-resource alertWebhookReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(alertWebhookSecretName)) {
-  name: guid(vault.id, alertWebhookSecretName, principalId, roles.keyVaultSecretsUser)
-  scope: alertWebhookSecret
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
-    principalId: principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
 // Exportable keys: the consuming product, not certauth, reads the certificates' secrets (their PFX). Key Vault has no
-// per-name conditions for this role, so vault scope includes the signing key's secret: give it to a product trusted
-// with certauth's capability URLs, or keep allowExportableKeys off.
+// per-name conditions for this role and the certificates are created at run time, so the scope is the vault: the
+// certificates' vault only, which holds no other secret (the signing key and the webhook URL are in signingVault).
 resource consumerSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(consumerPrincipalId)) {
   name: guid(vault.id, consumerPrincipalId, roles.keyVaultSecretsUser)
   scope: vault
@@ -170,7 +141,7 @@ resource consumerSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01
   }
 }
 
-// A developer's `func start` against this vault (README): the app's own Key Vault roles, no more.
+// A developer's `func start` against these vaults (README): the app's own Key Vault roles, no more.
 resource developerCertificatesOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(developerPrincipalId)) {
   name: guid(vault.id, developerPrincipalId, roles.keyVaultCertificatesOfficer)
   scope: vault
@@ -191,9 +162,24 @@ resource developerCryptoUser 'Microsoft.Authorization/roleAssignments@2022-04-01
   }
 }
 
+// -- Key Vault: the product's own secrets' vault (signingVault) --
+
+// The signing key: list its versions, read them, add one (the product creates the key on first use); and the alert
+// webhook's secret, for its Key Vault reference. Vault scope, on a vault that holds nothing else: no secret needs to
+// exist before the role, and the identity still never reads a certificate's secret (the certificates' vault).
+resource signingKeyOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(signingVault.id, principalId, roles.keyVaultSecretsOfficer)
+  scope: signingVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 resource developerSigningKeyOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(developerPrincipalId)) {
-  name: guid(signingKey.id, developerPrincipalId, roles.keyVaultSecretsOfficer)
-  scope: signingKey
+  name: guid(signingVault.id, developerPrincipalId, roles.keyVaultSecretsOfficer)
+  scope: signingVault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
     principalId: developerPrincipalId

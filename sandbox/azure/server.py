@@ -11,7 +11,8 @@ Origins (each its own loopback port):
                    --tables-upstream); fault rules reach it, "*" rules do not
   taskhub   http   the same for the sandbox host's task hub (its AzureWebJobsStorage)
 
-Fault rules (PUT/POST /_sandbox/faults) add latency, errors in each service's own shape, or hold points:
+Fault rules (PUT/POST /_sandbox/faults) add latency, errors in each service's own shape, or hold points; a rule may
+name a `tenant` (the tenant named in the path, else the bearer token's `tid`: Graph throttles per app per tenant):
 a hold rule parks matching requests until POST /_sandbox/holds/{name}/release (tests wait for it with
 POST /_sandbox/holds/{name}/wait), so a test can stop the product at an exact call, not at a time.
 """
@@ -77,11 +78,12 @@ def _middlewares(origin: str):
         world: World = request.app["world"]
         path = request.path_qs
         started = time.time()
-        caller = await _caller(request)
+        *caller, token_tenant = await _caller(request)
+        tenant = _tenant_of_path(request.path) or token_tenant
         response: web.StreamResponse
         try:
             if not request.path.startswith("/_sandbox"):
-                await _apply_faults(world, origin, request)
+                await _apply_faults(world, origin, request, tenant)
             response = await handler(request)
         except ServiceError as exc:
             if origin in STORAGE_ORIGINS:
@@ -97,8 +99,8 @@ def _middlewares(origin: str):
             world.note_key_credentials()  # when each key was added: the "keyCredential" replication delay
             world.note_role_assignments()  # and each directory role assignment: the "roleAssignment" delay
         if not request.path.startswith("/_sandbox"):
-            world.requests.append(RequestRecord(origin, request.method, path, response.status,
-                                                _tenant_of_path(request.path), started, time.time(), *caller))
+            world.requests.append(RequestRecord(origin, request.method, path, response.status, tenant, started,
+                                                time.time(), *caller, response.headers.get("Retry-After")))
         if isinstance(response, web.HTTPException):
             raise response
         return response
@@ -106,28 +108,34 @@ def _middlewares(origin: str):
     return [observe]
 
 
-async def _caller(request: web.Request) -> tuple[str | None, str | None]:
-    """(grant_type of a token request, "app" or "delegated" for a bearer token) for the request log: tests check
-    that the product only ever calls app-only. The token's claims are read unverified: the services verify it."""
-    grant_type = token_type = None
+async def _caller(request: web.Request) -> tuple[str | None, str | None, str | None, str | None]:
+    """(grant_type of a token request, "app" or "delegated" for a bearer token, the token's app id, its tenant `tid`)
+    for the request log and tenant-scoped faults: tests check that the product only ever calls app-only, benchmarks
+    count concurrent calls per app and tenant. The token's claims are read unverified: the services verify it."""
+    grant_type = token_type = app_id = tenant = None
     if request.method == "POST" and request.path.endswith("/token") and request.content_type == \
             "application/x-www-form-urlencoded":
-        grant_type = (await request.post()).get("grant_type")  # aiohttp caches the form for the handler
+        form = await request.post()  # aiohttp caches the form for the handler
+        grant_type = form.get("grant_type")
+        app_id = form.get("client_id")  # a token request names its app in the form, not in a bearer token
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
         try:
             payload = header[7:].split(".")[1]
             claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
             token_type = "delegated" if "scp" in claims else "app"
-        except (IndexError, ValueError):
+            app_id = claims.get("appid") or claims.get("azp")
+            tenant = claims.get("tid")
+        except (IndexError, ValueError, AttributeError):
             token_type = "unreadable"
-    return (str(grant_type) if grant_type is not None else None), token_type
+    return (str(grant_type) if grant_type is not None else None), token_type, \
+        (str(app_id) if app_id is not None else None), (str(tenant) if tenant is not None else None)
 
 
-async def _apply_faults(world: World, origin: str, request: web.Request) -> None:
+async def _apply_faults(world: World, origin: str, request: web.Request, tenant: str | None = None) -> None:
     now = time.monotonic()
     for rule in world.faults:
-        if not rule.matches(origin, request.method, request.path_qs):
+        if not rule.matches(origin, request.method, request.path_qs, tenant):
             continue
         if rule.latency_ms:
             await asyncio.sleep(rule.latency_ms / 1000)

@@ -108,6 +108,9 @@ class FaultRule:
     origin: str = "*"           # login | graph | vault | identity | exchange | tables | taskhub | * (cloud ones)
     method: str = "*"
     path: str = ""              # regular expression searched in the path (with query)
+    # the tenant the request is for (RequestRecord.tenant_id: named in the path, else the bearer token's `tid`):
+    # Graph throttles per app per tenant, so a fault can be one tenant's; None = any tenant
+    tenant: str | None = None
     latency_ms: float = 0.0
     status: int | None = None   # 429, 500, 503 …
     count: int | None = None    # fire the error (or hold) this many times; None = every time (or per rate)
@@ -119,35 +122,41 @@ class FaultRule:
     skipped: int = 0
     window: list[float] = field(default_factory=list)
 
-    def matches(self, origin: str, method: str, path_qs: str) -> bool:
-        """Whether a request to `origin` is subject to this rule."""
+    def matches(self, origin: str, method: str, path_qs: str, tenant: str | None = None) -> bool:
+        """Whether a request to `origin` (for `tenant`, when known) is subject to this rule."""
         if self.origin != origin and not (self.origin == "*" and origin in CLOUD_ORIGINS):
             return False
         if self.method not in ("*", method):
+            return False
+        if self.tenant is not None and (tenant or "").lower() != self.tenant.lower():
             return False
         return not self.path or re.search(self.path, path_qs) is not None
 
     def to_json(self) -> dict:
         """The rule as the admin API shows it."""
-        return {"origin": self.origin, "method": self.method, "path": self.path, "latencyMs": self.latency_ms,
+        return {"origin": self.origin, "method": self.method, "path": self.path, "tenant": self.tenant,
+                "latencyMs": self.latency_ms,
                 "status": self.status, "count": self.count, "ratePerSecond": self.rate_per_second,
                 "retryAfter": self.retry_after, "hold": self.hold, "skip": self.skip, "fired": self.fired}
 
     @classmethod
     def from_json(cls, data: dict) -> FaultRule:
         """Parse a rule from the admin API (camelCase keys)."""
-        known = {"origin", "method", "path", "latencyMs", "status", "count", "ratePerSecond", "retryAfter", "hold",
-                 "skip"}
+        known = {"origin", "method", "path", "tenant", "latencyMs", "status", "count", "ratePerSecond", "retryAfter",
+                 "hold", "skip"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown fault field(s): {sorted(unknown)}")
         rule = cls(origin=data.get("origin", "*"), method=data.get("method", "*").upper(),
-                   path=data.get("path", ""), latency_ms=float(data.get("latencyMs", 0)),
+                   path=data.get("path", ""), tenant=data.get("tenant"), latency_ms=float(data.get("latencyMs", 0)),
                    status=data.get("status"), count=data.get("count"),
                    rate_per_second=data.get("ratePerSecond"), retry_after=data.get("retryAfter"),
                    hold=data.get("hold"), skip=data.get("skip", 0))
         if rule.origin not in (*ORIGINS, "*"):
             raise ValueError(f"origin must be one of {[*ORIGINS, '*']}")
+        if rule.tenant is not None and not (isinstance(rule.tenant, str) and re.fullmatch(r"[0-9a-fA-F-]{36}",
+                                                                                          rule.tenant)):
+            raise ValueError("tenant: a tenant id (GUID)")
         if rule.status is not None and not 400 <= int(rule.status) <= 599:
             raise ValueError("status must be an HTTP error status (400-599)")
         if rule.count is not None and (not isinstance(rule.count, int) or rule.count < 1):
@@ -246,13 +255,17 @@ class RequestRecord:
     method: str
     path: str
     status: int
-    tenant_id: str | None = None
+    tenant_id: str | None = None  # named in the path (Entra, Exchange), else the bearer token's `tid` (Graph, vault)
     started: float = 0.0    # wall-clock epoch seconds (a measurement aid, not the sandbox clock)
     finished: float = 0.0
     # Who asked: the grant_type of a token request, and whether a bearer token was app-only ("app": no `scp`
     # claim, Entra's app-only tokens carry `roles` only) or for a user ("delegated": `scp`).
     grant_type: str | None = None
     token_type: str | None = None
+    # The calling app: the bearer token's `appid` (v1 tokens) or `azp` (v2) claim, read unverified like
+    # token_type. Graph throttles per app per tenant, so the fleet benchmark counts concurrency by (app, tenant).
+    app_id: str | None = None
+    retry_after: str | None = None  # the answer's Retry-After header (a 429's or 503's), as sent
 
 
 class World:

@@ -49,11 +49,29 @@ def parse_args(argv=None) -> argparse.Namespace:
                         default=float(os.environ.get("SANDBOX_HOST_START_RACE_MS") or 0),
                         help="wall-clock window between a start's existence check and its insert (Azure Storage's "
                              "create is check-then-insert); env SANDBOX_HOST_START_RACE_MS")
+    parser.add_argument("--hop-delay-ms", type=float,
+                        default=float(os.environ.get("SANDBOX_HOST_HOP_MS") or 0),
+                        help="per-hop cost of the Durable backend: each activity dispatch and each message to an "
+                             "orchestration waits this long, as behind the Azure Storage provider's queue polling "
+                             "(engine.py, 'the per-hop cost'); env SANDBOX_HOST_HOP_MS; 0 = none")
     parser.add_argument("--strict-replay", action="store_true",
                         default=os.environ.get("SANDBOX_HOST_STRICT_REPLAY", "") in ("1", "true", "True"),
                         help="on replay also compare activity inputs, timer fireAt and child ids (DTFx compares "
                              "only action types and names); env SANDBOX_HOST_STRICT_REPLAY=1")
     return parser.parse_args(argv)
+
+
+def durable_limit(durable: dict, name: str) -> int | None:
+    """A durableTask concurrency throttle: the app setting AzureFunctionsJobHost__extensions__durableTask__<name>
+    (app settings override host.json values on the Functions host: functions-host-json#override-hostjson-values),
+    else host.json's value, else None (the engine's default, 10 x processors)."""
+    value = os.environ.get(f"AzureFunctionsJobHost__extensions__durableTask__{name}", durable.get(name))
+    if value in (None, ""):
+        return None
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"durableTask.{name} must be a positive integer, not {value!r}")
+    return number
 
 
 def read_host_json(app_module) -> dict:
@@ -147,8 +165,14 @@ async def serve(args: argparse.Namespace) -> int:
     keys = Keys.load(args.keys_file)
     worker = Worker()
     store = TaskHubStore(connection, task_hub)
+    try:
+        limits = {"activity_workers": durable_limit(durable, "maxConcurrentActivityFunctions"),
+                  "orchestrator_workers": durable_limit(durable, "maxConcurrentOrchestratorFunctions")}
+    except (TypeError, ValueError) as error:
+        print(f"sandbox host: host.json: {error}", file=sys.stderr, flush=True)
+        return 2
     engine = Engine(store, functions, worker, clock, start_race_ms=args.start_race_ms,
-                    strict_replay=args.strict_replay)
+                    strict_replay=args.strict_replay, hop_delay_ms=args.hop_delay_ms, **limits)
     server = HostServer(functions, engine, worker, keys, clock, task_hub, route_prefix=route_prefix,
                         local_clock=local_clock, on_clock_advanced=engine.poke)
 
@@ -179,7 +203,8 @@ async def serve(args: argparse.Namespace) -> int:
         "baseUrl": server.base_url, "functionKey": keys.default_function_key, "adminKey": keys.master,
         "pid": os.getpid(), "taskHub": task_hub, "rpcBaseUrl": server.rpc_base_url,
         "clockUrl": args.clock_url or f"{server.base_url}/_sandbox/clock", "functions": sorted(functions),
-        "timers": bool(args.timers),
+        "timers": bool(args.timers), "maxConcurrentActivityFunctions": engine.activity_workers,
+        "maxConcurrentOrchestratorFunctions": engine.orchestrator_workers, "hopDelayMs": args.hop_delay_ms,
     }), flush=True)
     await stop.wait()
     log.info("stopping")

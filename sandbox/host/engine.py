@@ -20,6 +20,7 @@ import hashlib
 import heapq
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -64,6 +65,13 @@ ACTION_NAMES = {0: "CallActivity", 1: "CallActivityWithRetry", 2: "CallSubOrches
 # Azure Storage provider defaults for long timers (maxTimerInterval 6 days, split into 3-day timers)
 MAX_SHORT_TIMER = "6.00:00:00"
 LONG_TIMER_INTERVAL = "3.00:00:00"
+
+
+def default_concurrency() -> int:
+    """host.json's maxConcurrentActivityFunctions / maxConcurrentOrchestratorFunctions when unset: "10X the number
+    of processors on the current machine" (learn.microsoft.com/azure/azure-functions/durable/
+    durable-functions-perf-and-scale#concurrency-throttles; the extension's Environment.ProcessorCount * 10)."""
+    return 10 * (os.cpu_count() or 1)
 
 
 def iso(moment: float | datetime) -> str:
@@ -134,7 +142,8 @@ class Instance:
 
 class Engine:
     def __init__(self, store: TaskHubStore, functions: dict[str, FunctionInfo], worker: Worker, clock,
-                 activity_workers: int = 16, start_race_ms: float = 0.0, strict_replay: bool = False) -> None:
+                 activity_workers: int | None = None, start_race_ms: float = 0.0, strict_replay: bool = False,
+                 orchestrator_workers: int | None = None, hop_delay_ms: float = 0.0) -> None:
         self.store = store
         # the wall-clock window between a start's existence check and its insert (widened by tests)
         self.start_race_seconds = max(0.0, float(start_race_ms)) / 1000.0
@@ -150,8 +159,20 @@ class Engine:
         self.ready: deque[str] = deque()
         self.timers: list[tuple[float, int, str, dict]] = []
         self._timer_seq = 0
-        self.activity_pool = ThreadPoolExecutor(max_workers=activity_workers, thread_name_prefix="activity")
+        # host.json durableTask maxConcurrentActivityFunctions / maxConcurrentOrchestratorFunctions, per host instance
+        # as on the Functions host: at most that many activities run at once (the rest wait in the work-item queue),
+        # and at most that many orchestration episodes (each instance is still processed by one thread at a time).
+        self.activity_workers = max(1, int(activity_workers or default_concurrency()))
+        self.orchestrator_workers = max(1, int(orchestrator_workers or default_concurrency()))
+        self.activity_pool = ThreadPoolExecutor(max_workers=self.activity_workers, thread_name_prefix="activity")
         self.cleanup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cleanup")
+        self.busy: set[str] = set()        # instances an orchestration thread is processing now
+        # The per-hop cost of the Durable backend (--hop-delay-ms): every message to an orchestration and every
+        # activity work item becomes visible to its dispatcher this much later, as behind the Azure Storage provider's
+        # queue polling. 0 = at once (the sandbox's own cost only). Wall-clock seconds, on a monotonic heap.
+        self.hop_seconds = max(0.0, float(hop_delay_ms)) / 1000.0
+        self.hops: list[tuple[float, int, Callable[[], None]]] = []
+        self._hop_seq = 0
         self.stopping = False
         self.changed = threading.Condition(self.lock)   # notified on every committed episode
         self._threads: list[threading.Thread] = []
@@ -161,7 +182,8 @@ class Engine:
 
     def start(self) -> None:
         self._recover()
-        for target, name in ((self._dispatch_loop, "orchestrations"), (self._timer_loop, "durable-timers")):
+        loops = [(self._dispatch_loop, f"orchestrations-{n}") for n in range(self.orchestrator_workers)]
+        for target, name in [*loops, (self._timer_loop, "durable-timers")]:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -178,6 +200,39 @@ class Engine:
         """Wake the timer loop (the clock moved)."""
         with self.lock:
             self.wake.notify_all()
+
+    def set_hop_delay(self, milliseconds: float) -> None:
+        """Change the per-hop cost while running (the sandbox host's admin route)."""
+        with self.lock:
+            self.hop_seconds = max(0.0, float(milliseconds)) / 1000.0
+
+    # ---- the per-hop cost ------------------------------------------------------------------
+    # On Azure, the Durable Task extension's Azure Storage provider moves every message through a queue: an activity's
+    # work item through the work-item queue, and every message to an orchestration (its start, an activity's result,
+    # a fired timer, an event) through a control queue. Each queue is polled with a random exponential back-off: 50 ms
+    # after a message was found, growing up to maxQueuePollingInterval (host.json, default 30 s) while it stays empty
+    # (learn.microsoft.com/azure/azure-functions/durable/durable-functions-azure-storage-provider#queue-polling;
+    # Azure/durabletask src/DurableTask.AzureStorage BackoffPollingHelper and TaskHubQueue: minimum 50 ms). Microsoft's
+    # own figure for a sequence of activities on that provider is "5 activities per second, per instance"
+    # (durable-functions-perf-and-scale, Performance targets): about 200 ms per activity, two queue hops. The sandbox
+    # host delivers at once; --hop-delay-ms / SANDBOX_HOST_HOP_MS adds that cost back, per hop, for benchmarks.
+
+    def _after_hop(self, action: Callable[[], None]) -> None:
+        """Run `action` (under the lock) once one hop has passed; at once without a hop delay."""
+        with self.lock:
+            if self.hop_seconds <= 0:
+                action()
+                return
+            self._hop_seq += 1
+            heapq.heappush(self.hops, (time.monotonic() + self.hop_seconds, self._hop_seq, action))
+            self.wake.notify_all()
+
+    def _deliver(self, inst: Instance, message: dict) -> None:
+        """A new message for an orchestration: into its queue once the control-queue hop has passed."""
+        def arrive() -> None:
+            inst.queue.append(message)
+            self._mark_ready(inst.id)
+        self._after_hop(arrive)
 
     def _enqueued(self) -> float:
         # strictly increasing arrival stamp (wall time, only for ordering)
@@ -328,9 +383,7 @@ class Engine:
         except Exception:   # SetNewExecutionAsync's row write failing is swallowed too: the message runs it
             log.exception("instances row of %s not written", instance_id)
         inst.persisted.add(message["id"])
-        with self.lock:
-            inst.queue.append(message)
-            self._mark_ready(instance_id)
+        self._deliver(inst, message)
         return instance_id
 
     def send(self, instance_id: str, kind: str, **payload: Any) -> str:
@@ -346,8 +399,7 @@ class Engine:
             if message.get("visibleAt"):
                 self._push_timer(instance_id, message)
             else:
-                inst.queue.append(message)
-                self._mark_ready(instance_id)
+                self._deliver(inst, message)
         return message["id"]
 
     def purge(self, instance_id: str) -> bool:
@@ -402,21 +454,40 @@ class Engine:
                     _, _, instance_id, message = heapq.heappop(self.timers)
                     inst = self.instances.get(instance_id)
                     if inst is not None:
-                        inst.queue.append(message)
-                        self._mark_ready(instance_id)
-                self.wake.wait(0.05)
+                        self._deliver(inst, message)
+                wait = 0.05
+                while self.hops:
+                    due = self.hops[0][0] - time.monotonic()
+                    if due > 0:
+                        wait = min(wait, due)
+                        break
+                    heapq.heappop(self.hops)[2]()
+                self.wake.wait(wait)
+
+    def _take_ready(self) -> str | None:
+        """The first ready instance no other orchestration thread is processing; marked busy (lock held)."""
+        for index, instance_id in enumerate(self.ready):
+            if instance_id not in self.busy:
+                del self.ready[index]
+                self.busy.add(instance_id)
+                return instance_id
+        return None
 
     def _dispatch_loop(self) -> None:
+        # maxConcurrentOrchestratorFunctions threads run this loop; an instance is processed by one at a time, as the
+        # Azure Storage provider's control-queue partitions and OrchestrationSessionManager keep an instance on one
+        # worker and one session.
         while True:
             with self.lock:
-                while not self.ready and not self.stopping:
+                instance_id = None
+                while not self.stopping and (instance_id := self._take_ready()) is None:
                     self.wake.wait(0.5)
                 if self.stopping:
                     return
-                instance_id = self.ready.popleft()
                 inst = self.instances.get(instance_id)
                 message = self._next_message(inst) if inst is not None else None
                 if message is None:
+                    self.busy.discard(instance_id)
                     continue
             try:
                 self._episode(inst, message)
@@ -424,6 +495,7 @@ class Engine:
                 log.exception("episode of %s failed in the host; retrying shortly", instance_id)
                 time.sleep(0.2)
                 with self.lock:
+                    self.busy.discard(instance_id)
                     self._mark_ready(instance_id)
                 continue
             with self.lock:
@@ -431,8 +503,11 @@ class Engine:
                     if queued is message:
                         del inst.queue[index]
                         break
+                self.busy.discard(instance_id)
                 if self._next_message(inst) is not None and self.instances.get(instance_id) is inst:
                     self._mark_ready(instance_id)
+                elif instance_id in self.ready:
+                    self.wake.notify_all()   # marked ready while busy: another thread may take it now
                 self.changed.notify_all()
 
     @staticmethod
@@ -835,8 +910,7 @@ class Engine:
                 target_inst = self.instances.get(target)
                 if target_inst is not None:
                     target_inst.persisted.add(note["id"])
-                    target_inst.queue.append(note)
-                    self._mark_ready(target)
+                    self._deliver(target_inst, note)
         if mirror:
             inst._mirrored_custom = inst.custom_status
             try:
@@ -856,9 +930,8 @@ class Engine:
                     "details": None, "executionId": parent.execution_id, "enqueued": self._enqueued()}
             self.store.upsert(self.store.message_entity(parent.id, note))
             with self.lock:
-                parent.queue.append(note)
                 parent.persisted.add(note["id"])
-                self._mark_ready(parent.id)
+                self._deliver(parent, note)
             return
         with self.lock:
             existing = self.instances.get(child["instanceId"])
@@ -872,14 +945,14 @@ class Engine:
                     "executionId": parent.execution_id, "enqueued": self._enqueued()}
             self.store.upsert(self.store.message_entity(parent.id, note))
             with self.lock:
-                parent.queue.append(note)
                 parent.persisted.add(note["id"])
-                self._mark_ready(parent.id)
+                self._deliver(parent, note)
 
     # ---- activities -----------------------------------------------------------------------
 
     def _submit_activity(self, work: dict) -> None:
-        self.activity_pool.submit(self._run_activity, work)
+        # the work-item queue's hop, then one of maxConcurrentActivityFunctions slots
+        self._after_hop(lambda: self.activity_pool.submit(self._run_activity, work))
 
     def _run_activity(self, work: dict) -> None:
         if self.stopping:
@@ -912,5 +985,4 @@ class Engine:
             if inst is None:
                 return
             inst.persisted.add(message["id"])
-            inst.queue.append(message)
-            self._mark_ready(instance_id)
+            self._deliver(inst, message)

@@ -464,6 +464,24 @@ class HostServer:
         if parts == ["host", "status"]:
             return web.json_response({"state": "Running", "taskHub": self.task_hub,
                                       "functions": sorted(self.functions)})
+        # Sandbox only: the Durable engine's throttles and per-hop cost; PUT {"hopDelayMs": n} changes the hop cost
+        # while running (benchmarks compare profiles on one host).
+        if parts == ["sandbox", "durable"]:
+            if request.method == "PUT":
+                try:
+                    body = await request.json()
+                    hop = float(body["hopDelayMs"])
+                except (ValueError, KeyError, TypeError):
+                    return web.json_response({"Message": "a JSON object {\"hopDelayMs\": milliseconds} is "
+                                                         "required"}, status=400)
+                if not 0 <= hop <= 60_000:
+                    return web.json_response({"Message": "hopDelayMs: 0 to 60000"}, status=400)
+                self.engine.set_hop_delay(hop)
+            elif request.method != "GET":
+                return web.Response(status=405)
+            return web.json_response({"hopDelayMs": self.engine.hop_seconds * 1000,
+                                      "maxConcurrentActivityFunctions": self.engine.activity_workers,
+                                      "maxConcurrentOrchestratorFunctions": self.engine.orchestrator_workers})
         if parts == ["functions"] and request.method == "GET":
             return web.json_response([{"name": f.name, "kind": f.kind} for f in self.functions.values()])
         # Running a non-HTTP function on demand, as the portal does: POST /admin/functions/{name} with the master key

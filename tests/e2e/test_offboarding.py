@@ -137,6 +137,7 @@ def test_offboarding_removes_everything_retires_the_records_is_a_no_op_twice_and
         refused(again, 409, "OffboardingInProgress")
         other = offboard(product, oid, permanent=True)
         refused(other, 409, "OffboardingInProgress")
+        refused(product.api("POST", f"/onboardings/{oid}/rotate", json={}), 409, "OffboardingInProgress")
         assert started(offboard(product, oid), oid)  # the same options join it
     finally:
         simulator.release("offboard-app")

@@ -4,7 +4,7 @@ end to end through the product's HTTP API.
 Where the product may read the policy (its onboarding app holds Policy.Read.All in the tenant), an explicit
 12-month request is refused with a 400 that names the field and the cap, and a request without validityMonths
 gets a certificate that fits (2 months: Key Vault counts whole months). Where it may not, a 12-month onboarding
-fails at the application step with Graph's error, which names the policy."""
+fails when its key goes onto the app (the keyCredential step) with Graph's error, which names the policy."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def test_where_the_policy_is_readable_the_certificate_is_sized_to_it(simulator, 
     assert status["certificate"]["notAfter"] == key["endDateTime"]
 
 
-def test_where_the_policy_is_unreadable_a_12_month_onboarding_fails_at_the_application_step(
+def test_where_the_policy_is_unreadable_a_12_month_onboarding_fails_at_the_key_credential_step(
         simulator, product, vault, capped_tenant):
     onboarding_app_holds(simulator, capped_tenant, [])  # no Policy.Read.All: the product cannot see the cap
 
@@ -101,7 +101,7 @@ def test_where_the_policy_is_unreadable_a_12_month_onboarding_fails_at_the_appli
     assert status["status"] == "failed"
     assert requested_months(product, started["id"]) == 12  # the default: the cap was unknown
     error = status["error"]
-    assert error["step"] == "application"
+    assert error["step"] == "keyCredential"
     assert error["status"] == 400
     assert error["code"] == "CredentialInvalidLifetimeAsPerAppPolicy"
     # Graph's text names the policy (not its limit); the product adds what it asked for and the ways out.
@@ -109,7 +109,11 @@ def test_where_the_policy_is_unreadable_a_12_month_onboarding_fails_at_the_appli
     assert "(12 months)" in error["message"]
     assert "certificate.validityMonths" in error["message"]
     assert "Policy.Read.All" in error["message"]
-    # The app registration exists without the refused key; no service principal was made.
+    # The app registration exists without the refused key. The service principal, consent and role run beside the
+    # key: whatever of them finished before the failure ended the run exists, and the failure names exactly that.
+    made = status["created"]
+    assert "keyCredential" not in made
     assert objects_of(simulator, vault, capped_tenant, mailbox) == {
-        "applications": 1, "keys": 0, "servicePrincipals": 0, "appRoleAssignments": 0, "roleAssignments": 0,
-        "certificateVersions": 1}
+        "applications": 1, "keys": 0, "servicePrincipals": int("servicePrincipalId" in made),
+        "appRoleAssignments": len(made.get("permissions") or []),
+        "roleAssignments": int(bool(made.get("directoryRole"))), "certificateVersions": 1}

@@ -106,4 +106,6 @@ def test_a_rerun_with_more_grants_than_one_page_posts_nothing_and_removes_every_
     store = StateStore(product.connection_string)
     events = [e["Event"] for e in store.audit_trail(first["id"])]
     store.close()
-    assert events[-4] == "consent.revoked"
+    # The last run's consent entry (its steps before the proof run partly at once: any order among them).
+    assert "consent.revoked" in events[-8:-2]
+    assert events[-2:] == ["proof.succeeded", "onboarding.completed"]

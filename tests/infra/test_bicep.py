@@ -3,11 +3,11 @@ review holds in them (checkov's Bicep rules cover little of it and never look in
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
-from shared import signing
 from shared.settings import Settings
 from tests.infra import bicep
 from tests.infra.bicep import INFRA, ROOT
@@ -15,7 +15,6 @@ from tests.infra.bicep import INFRA, ROOT
 MAIN = INFRA / "main.bicep"
 API = INFRA / "app" / "api.bicep"
 RBAC = INFRA / "app" / "rbac.bicep"
-SIGNING_KEY = INFRA / "app" / "signing-key.bicep"
 SCHEDULER = INFRA / "app" / "durable-task-scheduler.bicep"
 # Azure's built-in role definitions (learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 BUILT_IN_ROLES = {
@@ -80,14 +79,75 @@ def test_storage_has_no_shared_keys_and_no_public_blobs():
     assert names == ["deploymentContainerName"]
 
 
-def test_key_vault_is_rbac_only_with_soft_delete_and_purge_protection():
-    template, params = module_params(MAIN, "keyVault")
+@pytest.mark.parametrize("module", ["keyVault", "signingKeyVault"])
+def test_key_vault_is_rbac_only_with_soft_delete_and_purge_protection(module):
+    template, params = module_params(MAIN, module)
     assert template.value(template.get(params, "enableRbacAuthorization")) is True
     assert template.value(template.get(params, "enablePurgeProtection")) is True
     assert template.value(template.get(params, "enableSoftDelete")) is True
+    assert template.text(template.get(params, "softDeleteRetentionInDays")) == "keyVaultSoftDeleteRetentionInDays"
     assert "accessPolicies" not in template.properties(params)
     for flag in ("enableVaultForDeployment", "enableVaultForTemplateDeployment", "enableVaultForDiskEncryption"):
         assert template.value(template.get(params, flag)) is False, flag
+
+
+def test_the_signing_key_has_a_vault_of_its_own_set_up_as_the_certificates_vault():
+    main = bicep.parse(MAIN)
+    modules = main.declarations("module")
+    # The same AVM module and version, and the same network exposure, as the certificates' vault.
+    assert main.type_string(modules["signingKeyVault"]) == main.type_string(modules["keyVault"])
+    _, certificates = module_params(MAIN, "keyVault")
+    _, signing = module_params(MAIN, "signingKeyVault")
+    for key in ("sku", "publicNetworkAccess", "networkAcls", "location", "tags"):
+        assert main.text(main.get(signing, key)) == main.text(main.get(certificates, key)), key
+    assert main.text(main.get(certificates, "name")) == "vaultName"
+    assert main.text(main.get(signing, "name")) == "signingVaultName"
+    # Default names: the abbreviation, the 13-character resourceToken (uniqueString); Key Vault names are 3-24 of
+    # letters, digits and single hyphens, starting with a letter. The two differ.
+    abbrs = json.loads((INFRA / "abbreviations.json").read_text())
+    variables = main.declarations("variable")
+    defaults = []
+    for name in ("vaultName", "signingVaultName"):
+        text = main.text(variables[name].named_children[-1])
+        template = re.fullmatch(r"!empty\((\w+)\) \? \1 : '(.*)'", text)
+        assert template, (name, text)
+        default = re.sub(r"\$\{abbrs\.(\w+)\}", lambda m: abbrs[m[1]], template[2]).replace(
+            "${resourceToken}", "a" * 13)
+        assert "$" not in default, (name, default)
+        assert re.fullmatch(r"[a-z](?!.*--)[a-z0-9-]{1,22}[a-z0-9]", default), (name, default)
+        defaults.append(default)
+        override = main.declarations("parameter")[template[1]]
+        assert "maxLength" in main.decorators(override), template[1]
+    assert defaults[0] != defaults[1]
+    assert defaults[1] == "kv-sig-" + "a" * 13
+    # The app reads the signing key from that vault; certificates stay on KEY_VAULT_URL.
+    product = main.properties(variables["productSettings"].named_children[-1])
+    assert main.text(product["KEY_VAULT_URL"]) == "keyVault.outputs.uri"
+    assert main.text(product["CERTAUTH_SIGNING_KEY_VAULT_URL"]) == "signingKeyVault.outputs.uri"
+    assert main.text(product["CERTAUTH_SIGNING_KEY_SECRET"]) == "signingKeySecretName"
+    default_secret = main.value(main.declarations("parameter")["signingKeySecretName"].named_children[-1])
+    assert default_secret == Settings().signing_key_secret
+    # The alert webhook's secret is a product secret too: its Key Vault reference names the signing-key vault.
+    webhook = main.text(variables["alertWebhookSettings"].named_children[-1])
+    assert "VaultName=${signingKeyVault.outputs.name};" in webhook
+    assert "keyVault.outputs" not in webhook
+    # rbac.bicep gets both vaults, each by its module's name.
+    _, rbac = module_params(MAIN, "rbac")
+    assert main.text(main.get(rbac, "keyVaultName")) == "keyVault.outputs.name"
+    assert main.text(main.get(rbac, "signingKeyVaultName")) == "signingKeyVault.outputs.name"
+    assert main.text(main.get(rbac, "consumerPrincipalId")) == "allowExportableKeys ? consumerPrincipalId : ''"
+
+
+def test_the_templates_create_no_secret():
+    # The product adds the signing key's first version itself: no placeholder, no secret resource, no value.
+    assert not (INFRA / "app" / "signing-key.bicep").exists()
+    for path in bicep.app_templates():
+        template = bicep.parse(path)
+        for name, declaration in template.declarations("resource").items():
+            kind = template.type_string(declaration)
+            assert not kind.startswith("Microsoft.KeyVault/vaults/secrets@"), (path.name, name, kind)
+            if kind.startswith("Microsoft.KeyVault/"):  # the vaults come from the AVM modules in main.bicep
+                assert re.search(r"'\s+existing\s+=", template.text(declaration).split("{", 1)[0]), (path.name, name)
 
 
 def test_application_insights_has_local_auth_off_on_a_workspace():
@@ -173,37 +233,34 @@ def test_every_role_is_a_built_in_named_beside_its_guid_and_scoped_narrowly():
             assert re.fullmatch(r"subscriptionResourceId\('Microsoft\.Authorization/roleDefinitions', roles\.\w+\)",
                                 role), (name, role)
             scopes[name] = (role.split("roles.")[1].rstrip(")"), template.text(template.get(body, "scope")))
-    assert scopes["signingKeyOfficer"] == ("keyVaultSecretsOfficer", "signingKey")
     assert scopes["certificatesOfficer"] == ("keyVaultCertificatesOfficer", "vault")
     assert scopes["cryptoUser"] == ("keyVaultCryptoUser", "vault")
     assert scopes["metricsPublisher"] == ("monitoringMetricsPublisher", "applicationInsights")
     assert scopes["taskHubContributor"] == ("durableTaskDataContributor", "taskHub")
-    assert scopes["alertWebhookReader"] == ("keyVaultSecretsUser", "alertWebhookSecret")
     assert {scopes[n][0] for n in ("blobOwner", "queueContributor", "tableContributor")} == {
         "storageBlobDataOwner", "storageQueueDataContributor", "storageTableDataContributor"}
-    # The app's identity never gets a secrets role on the whole vault (certificates' secrets are private keys).
+    # The two vaults, each the existing vault main.bicep names.
+    resources = template.declarations("resource")
+    for symbol, param in (("vault", "keyVaultName"), ("signingVault", "signingKeyVaultName")):
+        body = template.body(resources[symbol])
+        assert template.type_string(resources[symbol]).startswith("Microsoft.KeyVault/vaults@"), symbol
+        assert template.text(template.get(body, "name")) == param
+    # The signing key: Secrets Officer at the signing-key vault's scope, for the app (and the optional developer).
+    assert scopes["signingKeyOfficer"] == ("keyVaultSecretsOfficer", "signingVault")
+    assert scopes["developerSigningKeyOfficer"] == ("keyVaultSecretsOfficer", "signingVault")
+    assert sorted(n for n, (_, scope) in scopes.items() if scope == "signingVault") == [
+        "developerSigningKeyOfficer", "signingKeyOfficer"]
+    # Exportable keys: the consumer's Secrets User is on the certificates' vault, and nowhere else.
+    assert scopes["consumerSecretsUser"] == ("keyVaultSecretsUser", "vault")
+    consumer = [n for n, d in resources.items() if "consumerPrincipalId" in template.text(d)]
+    assert consumer == ["consumerSecretsUser"]
+    # The app's identity never gets a secrets role on the certificates' vault (their secrets are private keys), and
+    # no role sits on a single secret (the signing-key vault holds only the product's own secrets).
     app_roles_on_vault = [role for name, (role, scope) in scopes.items()
                           if scope == "vault" and not name.startswith(("consumer", "developer"))]
     assert "keyVaultSecretsOfficer" not in app_roles_on_vault
     assert "keyVaultSecretsUser" not in app_roles_on_vault
-    signing_key = template.body(template.declarations("resource")["signingKey"])
-    assert template.text(template.get(signing_key, "name")) == "signingKeySecretName"
-
-
-def test_the_signing_key_secret_is_a_disabled_placeholder_the_product_replaces():
-    template = bicep.parse(SIGNING_KEY)
-    secret = template.body(template.declarations("resource")["signingKey"])
-    assert template.value(template.get(secret, "properties.attributes.enabled")) is False
-    placeholder = template.value(template.get(secret, "properties.value"))
-    # shared/signing.py skips a version that is not a 32-byte base64url key (and a disabled one), then adds its own.
-    try:
-        decoded = signing._unb64url(placeholder)
-    except ValueError:
-        decoded = b""
-    assert len(decoded) < signing.KEY_BYTES
-    main = bicep.parse(MAIN)
-    default = main.value(main.declarations("parameter")["signingKeySecretName"].named_children[-1])
-    assert default == Settings().signing_key_secret
+    assert not [n for n, d in resources.items() if "Microsoft.KeyVault/vaults/secrets@" in template.type_string(d)]
 
 
 def test_the_durable_task_scheduler_backend_is_a_parameter_set_through_app_settings():

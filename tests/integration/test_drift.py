@@ -53,8 +53,10 @@ def onboarded(product_env, tenant):
                                                  "TenantId": tenant["tenantId"], "ServiceMailbox": mailbox})
         cert = onboarding.ensure_certificate(datetime.now(UTC))
         assert cert["ok"], cert
-        app = asyncio.run(onboarding.ensure_application(cert["certificate"]))
+        app = asyncio.run(onboarding.ensure_application())
         assert app["ok"], app
+        key = asyncio.run(onboarding.ensure_key_credential(app, cert["certificate"]))
+        assert key["ok"], key
         sp = asyncio.run(onboarding.ensure_service_principal(app, datetime.now(UTC)))
         assert sp["ok"], sp
         record = onboarding.store.get_onboarding(oid).entity

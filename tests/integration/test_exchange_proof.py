@@ -41,8 +41,10 @@ def set_up(settings, tenant: str, mailbox: str, **options) -> tuple[Onboarding, 
     now = datetime.now(UTC)
     cert = onboarding.ensure_certificate(now)
     assert cert["ok"], cert
-    app = asyncio.run(onboarding.ensure_application(cert["certificate"]))
+    app = asyncio.run(onboarding.ensure_application())
     assert app["ok"], app
+    key = asyncio.run(onboarding.ensure_key_credential(app, cert["certificate"]))
+    assert key["ok"], key
     sp = asyncio.run(onboarding.ensure_service_principal(app, now))
     assert sp["ok"], sp
     consent = asyncio.run(onboarding.grant_permissions(sp["servicePrincipalId"]))

@@ -48,8 +48,10 @@ def onboard(settings, tenant: str, mailbox: str) -> tuple[Onboarding, dict]:
             break
         assert cert.get("retry"), cert
     assert cert["ok"], attempts
-    app = asyncio.run(onboarding.ensure_application(cert["certificate"]))
+    app = asyncio.run(onboarding.ensure_application())
     assert app["ok"], app
+    key = asyncio.run(onboarding.ensure_key_credential(app, cert["certificate"]))
+    assert key["ok"], key
     sp = asyncio.run(onboarding.ensure_service_principal(app, now))
     assert sp["ok"], sp
     consent = asyncio.run(onboarding.grant_permissions(sp["servicePrincipalId"]))
@@ -58,7 +60,7 @@ def onboard(settings, tenant: str, mailbox: str) -> tuple[Onboarding, dict]:
     assert role["ok"], role
     assert onboarding.prove(app, cert["certificate"])["ok"]
     onboarding.complete({})
-    return onboarding, {"certAttempts": attempts, "cert": cert["certificate"], "app": app, "sp": sp}
+    return onboarding, {"certAttempts": attempts, "cert": cert["certificate"], "app": app, "key": key, "sp": sp}
 
 
 def live_objects(simulator, tenant: str, app_id: str) -> dict:
@@ -159,7 +161,7 @@ def test_each_step_converges_when_run_again_and_a_reonboard_restores_the_app_and
     assert remade["cert"]["thumbprint"] == made["cert"]["thumbprint"]
     assert remade["app"]["appId"] == app_id
     assert remade["app"]["created"] is False
-    assert remade["app"]["keyAdded"] is False
+    assert remade["key"]["keyAdded"] is False
     assert remade["sp"]["created"] is True
     assert remade["sp"]["servicePrincipalId"] != sp_id
     assert live_objects(simulator, tenant, app_id) == {"applications": 1, "keys": 1, "servicePrincipals": 1,
@@ -179,7 +181,7 @@ def test_an_app_deleted_by_hand_is_not_restored(simulator, product_env, admin_co
         return await directory_for(product_env, tenant).delete_application(made["app"]["applicationObjectId"])
 
     assert asyncio.run(delete_by_hand()) is True
-    result = asyncio.run(onboarding.ensure_application(made["cert"]))
+    result = asyncio.run(onboarding.ensure_application())
     assert not result["ok"]
     assert result["error"]["code"] == "Request_BadRequest"
     assert "uniqueName already exists" in result["error"]["message"]

@@ -25,8 +25,10 @@ def test_every_step_runs_and_runs_again_without_creating_anything(simulator, cus
     def run_all() -> dict:
         cert = onboarding.ensure_certificate(now)
         assert cert["ok"], cert
-        app = asyncio.run(onboarding.ensure_application(cert["certificate"]))
+        app = asyncio.run(onboarding.ensure_application())
         assert app["ok"], app
+        key = asyncio.run(onboarding.ensure_key_credential(app, cert["certificate"]))
+        assert key["ok"], key
         sp = asyncio.run(onboarding.ensure_service_principal(app, now))
         assert sp["ok"], sp
         consent = asyncio.run(onboarding.grant_permissions(sp["servicePrincipalId"]))
@@ -35,11 +37,12 @@ def test_every_step_runs_and_runs_again_without_creating_anything(simulator, cus
         assert role["ok"], role
         proof = onboarding.prove(app, cert["certificate"])
         assert proof["ok"], proof
-        return {"cert": cert, "app": app, "sp": sp, "consent": consent, "role": role, "proof": proof}
+        return {"cert": cert, "app": app, "key": key, "sp": sp, "consent": consent, "role": role, "proof": proof}
 
     first = run_all()
     assert first["cert"]["created"]
     assert first["app"]["created"]
+    assert first["key"]["keyAdded"]
     assert first["sp"]["created"]
     assert sorted(first["consent"]["added"]) == sorted(first["consent"]["granted"])
     assert first["role"]["added"]
@@ -53,7 +56,7 @@ def test_every_step_runs_and_runs_again_without_creating_anything(simulator, cus
     second = run_all()
     assert not second["cert"]["created"]
     assert not second["app"]["created"]
-    assert not second["app"]["keyAdded"]
+    assert not second["key"]["keyAdded"]
     assert not second["sp"]["created"]
     assert second["consent"]["added"] == []
     assert second["consent"]["removed"] == []
@@ -79,7 +82,8 @@ def test_a_run_with_a_smaller_profile_and_no_role_removes_what_is_no_longer_aske
         onboarding = Onboarding(product_env, {**request, **options})
         onboarding.store.create_onboarding(oid, {"Status": "running"})
         cert = onboarding.ensure_certificate(now)
-        app = asyncio.run(onboarding.ensure_application(cert["certificate"]))
+        app = asyncio.run(onboarding.ensure_application())
+        assert asyncio.run(onboarding.ensure_key_credential(app, cert["certificate"]))["ok"]
         sp = asyncio.run(onboarding.ensure_service_principal(app, now))
         consent = asyncio.run(onboarding.grant_permissions(sp["servicePrincipalId"]))
         assert consent["ok"], consent

@@ -71,3 +71,15 @@ def test_certificates_expiring_before(store):
     due = {e["RowKey"] for e in store.certificates_expiring_before(now + timedelta(days=30))}
     assert "soon" in due
     assert "later" not in due
+
+
+def test_expired_consent_states_are_purged_and_live_ones_kept(store):
+    import uuid
+
+    now = datetime.now(UTC)
+    old, live = uuid.uuid4().hex, uuid.uuid4().hex
+    store.create_consent_state(old, {"ExpiresAt": now - timedelta(days=3), "Method": "automatic"})
+    store.create_consent_state(live, {"ExpiresAt": now + timedelta(hours=1), "Method": "automatic"})
+    assert store.purge_consent_states_before(now - timedelta(days=1)) >= 1
+    assert store.get_consent_state(old) is None
+    assert store.get_consent_state(live) is not None

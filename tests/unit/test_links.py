@@ -12,7 +12,7 @@ import pytest
 
 from functions import links as routes
 from shared import links
-from shared.models import OnboardingRequest, RequestError
+from shared.models import LinkRequest, OnboardingRequest, RequestError
 from shared.settings import Settings, SettingsError, get_settings
 from shared.signing import SigningKey, make_token
 
@@ -29,7 +29,7 @@ def keys(*versions: SigningKey) -> dict[str, bytes]:
     return {k.version: k.key for k in versions}
 
 
-def parse(body: dict) -> tuple[links.LinkRequest, int]:
+def parse(body: dict) -> tuple[LinkRequest, int]:
     return links.parse_link_request(json.dumps(body).encode())
 
 
@@ -99,7 +99,7 @@ def test_the_parameters_write_out_what_the_link_decides_and_read_back_through_th
                       "permissionProfile": "graph-contact-sync", "directoryRole": "none",
                       "validityMonths": "6", "exportable": "false"}
     again = links.request_of(params)
-    assert isinstance(again, links.LinkRequest)
+    assert isinstance(again, LinkRequest)
     assert again.tenant_id is None
     assert again.certificate.model_fields_set == {"validity_months", "exportable"}  # keySize stays implicit
     onboarding = links.request_of(params, TENANT)

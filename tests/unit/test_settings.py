@@ -288,3 +288,48 @@ def test_the_rotations_per_run_setting() -> None:
     for bad in ("0", "-1", "1001", "many"):
         with pytest.raises(SettingsError, match="CERTAUTH_ROTATIONS_PER_RUN"):
             Settings.from_env({"CERTAUTH_ROTATIONS_PER_RUN": bad})
+
+
+def test_the_signing_key_vault_defaults_to_the_certificates_vault(env: pytest.MonkeyPatch) -> None:
+    assert get_settings().signing_key_vault_url is None
+    get_settings.cache_clear()
+    env.setenv("KEY_VAULT_URL", "https://kv-certauth.vault.azure.net/")
+    assert get_settings().signing_key_vault_url == "https://kv-certauth.vault.azure.net"
+    get_settings.cache_clear()
+    env.setenv("CERTAUTH_SIGNING_KEY_VAULT_URL", "https://kv-sig-certauth.vault.azure.net/")
+    s = get_settings()
+    assert (s.key_vault_url, s.signing_key_vault_url) == ("https://kv-certauth.vault.azure.net",
+                                                          "https://kv-sig-certauth.vault.azure.net")
+
+
+@pytest.mark.parametrize("value", ["http://kv-sig.vault.azure.net", "kv-sig.vault.azure.net", "https://"])
+def test_the_signing_key_vault_url_must_be_https(env: pytest.MonkeyPatch, value: str) -> None:
+    env.setenv("KEY_VAULT_URL", "https://kv-certauth.vault.azure.net")
+    env.setenv("CERTAUTH_SIGNING_KEY_VAULT_URL", value)
+    with pytest.raises(SettingsError, match="CERTAUTH_SIGNING_KEY_VAULT_URL"):
+        get_settings()
+
+
+def test_without_either_vault_the_signing_key_vault_is_required_naming_both() -> None:
+    with pytest.raises(SettingsError, match="CERTAUTH_SIGNING_KEY_VAULT_URL \\(or KEY_VAULT_URL\\)"):
+        Settings.from_env({}).require("signing_key_vault_url")
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({"KEY_VAULT_URL": "https://kv-certauth.vault.azure.net"}, "https://kv-certauth.vault.azure.net"),
+    ({"KEY_VAULT_URL": "https://kv-certauth.vault.azure.net",
+      "CERTAUTH_SIGNING_KEY_VAULT_URL": "https://kv-sig-certauth.vault.azure.net/"},
+     "https://kv-sig-certauth.vault.azure.net"),
+])
+def test_the_signing_keys_secret_client_is_on_the_signing_key_vault(environ: dict, expected: str) -> None:
+    # The simulator serves one vault, so this checks the client the product builds (azure-keyvault-secrets, no I/O
+    # until a call) rather than a second vault end to end.
+    from shared import reuse, signing
+
+    reuse.clear()
+    try:
+        keys = signing.signing_keys(Settings.from_env(environ))
+        assert keys._client.vault_url == expected
+        assert keys._name == "certauth-signing-key"
+    finally:
+        reuse.clear()
