@@ -10,15 +10,19 @@ asks with ``returnInternalServerErrorOnFailure=true``.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from urllib.parse import quote, urlencode, urlsplit
 
 import azure.functions as func
+
+from shared.rules import ONBOARDING_ID_PATTERN
 
 # Lifecycle statuses (the product's word, `status`). Progressing ones answer 202: the work can still move on
 # without a new request (needsAttention: the admin can fix it and verify again). Terminal ones answer 200.
@@ -65,9 +69,15 @@ def validation_error(problems: list[dict[str, str]], code: str = "InvalidRequest
     return azure_error(400, code, message, target=target, details=details)
 
 
-def handled(log: logging.Logger) -> Callable:
-    """Wrap an HTTP function: an unhandled exception answers 500 in Azure's shape with a correlation id, which
-    the log line (with the traceback) carries too; the caller never sees the exception."""
+def _internal_error(correlation: str) -> func.HttpResponse:
+    return azure_error(500, "InternalServerError", f"The request failed unexpectedly. Correlation id: {correlation}.",
+                       innererror={"correlationId": correlation}, headers={"x-ms-correlation-request-id": correlation})
+
+
+def handled(log: logging.Logger, answer: Callable[[str], func.HttpResponse] = _internal_error) -> Callable:
+    """Wrap an HTTP function: an unhandled exception answers 500 (in Azure's shape, or what `answer` makes of the
+    correlation id, e.g. a page) with a correlation id, which the log line (with the traceback) carries too; the
+    caller never sees the exception."""
 
     def wrap(handler: Callable[..., Awaitable[func.HttpResponse]]):
         @functools.wraps(handler)
@@ -77,10 +87,7 @@ def handled(log: logging.Logger) -> Callable:
             except Exception:
                 correlation = str(uuid.uuid4())
                 log.exception("%s failed; correlation id %s", handler.__name__, correlation)
-                return azure_error(500, "InternalServerError",
-                                   f"The request failed unexpectedly. Correlation id: {correlation}.",
-                                   innererror={"correlationId": correlation},
-                                   headers={"x-ms-correlation-request-id": correlation})
+                return answer(correlation)
 
         return wrapped
 
@@ -145,3 +152,22 @@ def status_link(base: str, instance: str, token: str, *, fail_on_error: bool = F
 def view_link(base: str, instance: str, token: str) -> str:
     """The progress page of one onboarding, authorised by its status token."""
     return f"{base}/api/onboardings/{quote(instance, safe='')}/view?token={quote(token, safe='')}"
+
+
+ONBOARDING_ID = re.compile(ONBOARDING_ID_PATTERN)
+
+
+async def capability_valid(purpose: str, onboarding: str, token: str) -> bool:
+    """Whether `token` is a valid capability token for `purpose` (a status URL, a rotation's or an offboarding's) on
+    this onboarding: signed by an accepted key version, not expired."""
+    from shared.settings import get_settings
+    from shared.signing import TokenRejected, read_token, signing_keys, token_version
+
+    if not ONBOARDING_ID.match(onboarding):
+        return False
+    try:
+        keys = await asyncio.to_thread(signing_keys(get_settings()).accepted, token_version(token))
+        read_token(token, keys, purpose, onboarding)
+    except TokenRejected:
+        return False
+    return True

@@ -10,13 +10,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
 from datetime import UTC, datetime
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.api import ACTIVE_RUNTIME, azure_error, handled, json_response, public_base, validation_error
+from functions.api import (
+    ACTIVE_RUNTIME,
+    ONBOARDING_ID,
+    azure_error,
+    handled,
+    json_response,
+    public_base,
+    validation_error,
+)
 from shared.keyvault import (
     CertificateRejected,
     NothingPending,
@@ -31,7 +38,6 @@ log = logging.getLogger(__name__)
 bp = df.Blueprint()
 
 CERTIFICATE_MERGED = "CertificateMerged"  # the external event the orchestrators wait for
-ONBOARDING_ID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\.[0-9a-f]{20}$")
 # A signed certificate with its chain, PEM: a few KiB each.
 MAX_UPLOAD_BYTES = 64 * 1024
 PKCS10 = "application/pkcs10"  # RFC 5967

@@ -12,7 +12,6 @@ import functools
 import json
 import logging
 import time
-import uuid
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
@@ -22,7 +21,7 @@ import azure.functions as func
 from functions.api import azure_error, handled, json_response, validation_error, view_link
 from functions.manual import ACTIVE_RUNTIMES, ADMIN_VERIFIED, WAITING
 from functions.onboarding import begin_onboarding, status_token
-from functions.pages import message_page
+from functions.pages import handled_page, message_page
 from shared import links
 from shared.rules import RequestError
 from shared.settings import SettingsError, get_settings
@@ -60,6 +59,7 @@ def _pages(handler):
     """An HTML route: a missing setting or an unexpected failure answers a page (500, with a correlation id that the
     log line carries too), never a stack trace."""
 
+    @handled_page(log)
     @functools.wraps(handler)
     async def wrapped(*args, **kwargs) -> func.HttpResponse:
         try:
@@ -68,13 +68,6 @@ def _pages(handler):
             log.error("%s: %s", handler.__name__, error)
             return message_page(500, "This service is not set up for onboarding links",
                                 [str(error), "Nothing was started. Tell the operator of this service."])
-        except Exception:
-            correlation = str(uuid.uuid4())
-            log.exception("%s failed; correlation id %s", handler.__name__, correlation)
-            return message_page(500, "Something went wrong",
-                                ["This service failed unexpectedly; nothing was started. Try again in a few minutes.",
-                                 f"Correlation id: {correlation}."],
-                                headers={"x-ms-correlation-request-id": correlation})
 
     return wrapped
 

@@ -27,6 +27,7 @@ import azure.functions as func
 
 from functions.api import (
     azure_error,
+    capability_valid,
     handled,
     http_status,
     json_response,
@@ -53,7 +54,7 @@ from shared.onboarding import application_display_name, application_unique_name,
 from shared.powershell import removal_script_bytes, removal_script_filename
 from shared.rotation import rotation_instance_id
 from shared.settings import get_settings
-from shared.signing import TokenRejected, make_token, read_token, signing_keys, token_version
+from shared.signing import make_token, signing_keys
 from shared.state import state_store
 
 log = logging.getLogger(__name__)
@@ -201,13 +202,7 @@ async def get_offboarding_status(req: func.HttpRequest, client: df.DurableOrches
     onboarding = req.route_params.get("id", "")
     forbidden = azure_error(403, "AuthorizationFailed", "the status token is missing, expired or not valid for "
                             "this offboarding: use the status URL of the DELETE's own answer")
-    token = req.params.get("token") or ""
-    if not ONBOARDING_ID.match(onboarding):
-        return forbidden
-    try:
-        keys = await asyncio.to_thread(signing_keys(get_settings()).accepted, token_version(token))
-        read_token(token, keys, STATUS_PURPOSE, onboarding)
-    except TokenRejected:
+    if not await capability_valid(STATUS_PURPOSE, onboarding, req.params.get("token") or ""):
         return forbidden
     record = await asyncio.to_thread(_record, onboarding)
     if record is None or not offboarding_of(record):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -17,9 +16,11 @@ import azure.functions as func
 
 from functions.api import (
     ACTIVE_RUNTIME,
+    ONBOARDING_ID,
     PROGRESSING,
     TERMINAL,
     azure_error,
+    capability_valid,
     handled,
     http_status,
     json_response,
@@ -37,7 +38,7 @@ from shared.onboarding import Onboarding, merge_changes, parse_time
 from shared.rotation import rotation_instance_id
 from shared.rules import RequestError, validity_months_for
 from shared.settings import get_settings
-from shared.signing import TokenRejected, make_token, read_token, signing_keys, token_version
+from shared.signing import make_token, signing_keys
 from shared.state import StateStore, onboarding_id, state_store
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ bp = df.Blueprint()
 
 # Recording the outcome only writes Table Storage: a few quick tries are enough.
 RECORD_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=5)
-ONBOARDING_ID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\.[0-9a-f]{20}$")
 # Durable's runtime statuses that are not terminal (Suspended and ContinuedAsNew included): the run can go on.
 ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending,
           df.OrchestrationRuntimeStatus.Suspended, df.OrchestrationRuntimeStatus.ContinuedAsNew}
@@ -115,14 +115,7 @@ async def status_token(instance: str) -> str:
 
 async def check_status_token(instance: str, token: str) -> bool:
     """Whether `token` is a valid status token of this onboarding."""
-    if not ONBOARDING_ID.match(instance):
-        return False
-    try:
-        keys = await asyncio.to_thread(signing_keys(get_settings()).accepted, token_version(token))
-        read_token(token, keys, STATUS_PURPOSE, instance)
-    except TokenRejected:
-        return False
-    return True
+    return await capability_valid(STATUS_PURPOSE, instance, token)
 
 
 async def _status_url(req: func.HttpRequest, instance: str, *, fail_on_error: bool = False) -> str:

@@ -18,15 +18,14 @@ from datetime import UTC, datetime
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.api import azure_error, handled, json_response, public_base, validation_error, with_query
-from shared.rules import DEFAULT_PAGE_SIZE, GUID_PATTERN, LIFECYCLE, MAX_PAGE_SIZE, ONBOARDING_ID_PATTERN
+from functions.api import ONBOARDING_ID, azure_error, handled, json_response, public_base, validation_error, with_query
+from shared.rules import DEFAULT_PAGE_SIZE, GUID_PATTERN, LIFECYCLE, MAX_PAGE_SIZE
 from shared.settings import get_settings
 from shared.state import decode_continuation, state_store
 
 log = logging.getLogger(__name__)
 bp = df.Blueprint()
 
-ONBOARDING_ID = re.compile(ONBOARDING_ID_PATTERN)
 GUID = re.compile(GUID_PATTERN)
 # The audit entity's own keys; every other property is a detail of the event.
 AUDIT_KEYS = ("PartitionKey", "RowKey", "Event", "At", "Timestamp", "etag")

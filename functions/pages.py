@@ -8,14 +8,14 @@ quotes), whatever the page.
 
 from __future__ import annotations
 
-import functools
 import html
 import logging
 import secrets
-import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import azure.functions as func
+
+from functions.api import handled
 
 STYLE = """
 :root{color-scheme:light dark;font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;line-height:1.5}
@@ -100,24 +100,13 @@ def message_page(status: int, title: str, paragraphs: Iterable[str], *, links: I
     return html_page(status, title, body, headers=headers)
 
 
+def _failure_page(correlation: str) -> func.HttpResponse:
+    return message_page(500, "Something went wrong", [
+        "certauth could not answer this page. Try again in a minute; if it keeps failing, give your provider this "
+        f"correlation id: {correlation}."], headers={"x-ms-correlation-request-id": correlation})
+
+
 def handled_page(log: logging.Logger) -> Callable:
     """Wrap a page's HTTP function: an unhandled exception answers a 500 page with a correlation id, which the log
-    line (with the traceback) carries too; the person never sees the exception (functions/api.py `handled`, as a
-    page)."""
-
-    def wrap(handler: Callable[..., Awaitable[func.HttpResponse]]):
-        @functools.wraps(handler)
-        async def wrapped(*args, **kwargs) -> func.HttpResponse:
-            try:
-                return await handler(*args, **kwargs)
-            except Exception:
-                correlation = str(uuid.uuid4())
-                log.exception("%s failed; correlation id %s", handler.__name__, correlation)
-                return message_page(500, "Something went wrong", [
-                    "certauth could not answer this page. Try again in a minute; if it keeps failing, give your "
-                    f"provider this correlation id: {correlation}."],
-                    headers={"x-ms-correlation-request-id": correlation})
-
-        return wrapped
-
-    return wrap
+    line (with the traceback) carries too; the person never sees the exception."""
+    return handled(log, _failure_page)

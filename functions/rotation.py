@@ -14,7 +14,15 @@ from urllib.parse import quote
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.api import azure_error, handled, json_response, public_base, retry_after, validation_error
+from functions.api import (
+    azure_error,
+    capability_valid,
+    handled,
+    json_response,
+    public_base,
+    retry_after,
+    validation_error,
+)
 from functions.onboarding import ACTIVE, ONBOARDING_ID, RECORD_RETRY, StepFailed, run_step
 from shared.graph import certificate_lifetime_cap
 from shared.keyvault import CertificateRejected, NothingPending, certificate_name, check_pfx, vault_for
@@ -33,7 +41,7 @@ from shared.rotation import (
 )
 from shared.rules import MAX_VALIDITY_MONTHS, RequestError, validity_months_for
 from shared.settings import get_settings
-from shared.signing import TokenRejected, make_token, read_token, signing_keys, token_version
+from shared.signing import make_token, signing_keys
 from shared.state import state_store
 
 log = logging.getLogger(__name__)
@@ -226,13 +234,7 @@ async def get_rotation_status(req: func.HttpRequest, client: df.DurableOrchestra
     onboarding = req.route_params.get("id", "")
     forbidden = azure_error(403, "AuthorizationFailed", "the status token is missing, expired or not valid for "
                             "this rotation: use the status URL of the rotate request's own 202")
-    token = req.params.get("token") or ""
-    if not ONBOARDING_ID.match(onboarding):
-        return forbidden
-    try:
-        keys = await asyncio.to_thread(signing_keys(get_settings()).accepted, token_version(token))
-        read_token(token, keys, STATUS_PURPOSE, onboarding)
-    except TokenRejected:
+    if not await capability_valid(STATUS_PURPOSE, onboarding, req.params.get("token") or ""):
         return forbidden
     instance = rotation_instance_id(onboarding)
     status = await client.get_status(instance)
