@@ -22,7 +22,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import azure.functions as func
 
-from shared.rules import ONBOARDING_ID_PATTERN
+from shared.rules import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ONBOARDING_ID_PATTERN
 
 # Lifecycle statuses (the product's word, `status`). Progressing ones answer 202: the work can still move on
 # without a new request (needsAttention: the admin can fix it and verify again). Terminal ones answer 200.
@@ -171,3 +171,33 @@ async def capability_valid(purpose: str, onboarding: str, token: str) -> bool:
     except TokenRejected:
         return False
     return True
+
+
+def page_options(req: func.HttpRequest, problems: list[dict[str, str]]) -> tuple[int, str | None]:
+    """A paged list's `top` (1 to MAX_PAGE_SIZE, else DEFAULT_PAGE_SIZE) and `continuationToken` (a nextLink's);
+    what is wrong goes into `problems`."""
+    from shared.state import decode_continuation
+
+    top_raw, token = req.params.get("top"), req.params.get("continuationToken") or None
+    top = DEFAULT_PAGE_SIZE
+    if top_raw is not None:
+        if not top_raw.isdigit() or not 1 <= int(top_raw) <= MAX_PAGE_SIZE:
+            problems.append({"field": "top", "rule": f"must be a whole number from 1 to {MAX_PAGE_SIZE}"})
+        else:
+            top = int(top_raw)
+    if token is not None:
+        try:
+            decode_continuation(token)
+        except ValueError:
+            problems.append({"field": "continuationToken", "rule": "must be a nextLink's token"})
+    return top, token
+
+
+def next_link(req: func.HttpRequest, configured_base: str | None, route: str, token: str | None,
+              **query: str | None) -> str | None:
+    """The next page's absolute URL on the public base, with the list's own query and the continuation token; it
+    carries no key (send it as a header)."""
+    if not token:
+        return None
+    given = {name: value for name, value in query.items() if value is not None}
+    return with_query(f"{public_base(req, configured_base)}/api/{route}", **given, continuationToken=token)

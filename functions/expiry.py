@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.api import ACTIVE_RUNTIME, azure_error, handled, json_response, validation_error, with_query
+from functions.api import ACTIVE_RUNTIME, azure_error, handled, json_response, next_link, page_options, validation_error
 from shared.drift import new_drift_alerts
 from shared.expiry import days_left, drift_candidates, due_certificates, plan, rotation_of, run_summary
 from shared.settings import get_settings
-from shared.state import decode_continuation, state_store
+from shared.state import state_store
 
 log = logging.getLogger(__name__)
 bp = df.Blueprint()
@@ -217,42 +217,26 @@ async def latest_expiry_run(req: func.HttpRequest) -> func.HttpResponse:
 async def list_certificates(req: func.HttpRequest) -> func.HttpResponse:
     """Tracked certificates, paged as {value, nextLink} (Logic Apps' x-ms-pageable)."""
     problems = []
-    within_raw, top_raw = req.params.get("expiringWithinDays"), req.params.get("top")
-    token = req.params.get("continuationToken") or None
-    within = top = None
+    within_raw = req.params.get("expiringWithinDays")
+    within = None
     if within_raw is not None:
         if not within_raw.isdigit() or int(within_raw) > MAX_EXPIRING_WITHIN_DAYS:
             problems.append({"field": "expiringWithinDays",
                              "rule": f"must be a whole number of days from 0 to {MAX_EXPIRING_WITHIN_DAYS}"})
         else:
             within = int(within_raw)
-    if top_raw is not None:
-        if not top_raw.isdigit() or not 1 <= int(top_raw) <= MAX_PAGE_SIZE:
-            problems.append({"field": "top", "rule": f"must be a whole number from 1 to {MAX_PAGE_SIZE}"})
-        else:
-            top = int(top_raw)
-    if token is not None:
-        try:
-            decode_continuation(token)
-        except ValueError:
-            problems.append({"field": "continuationToken", "rule": "must be a nextLink's token"})
+    top, token = page_options(req, problems)
     if problems:
         return validation_error(problems)
     settings = get_settings()
     store = state_store(settings)
     now = datetime.now(UTC)
     before = now + timedelta(days=within) if within is not None else None
-    page, next_token = await asyncio.to_thread(store.certificates_page, before, top or DEFAULT_PAGE_SIZE, token)
+    page, next_token = await asyncio.to_thread(store.certificates_page, before, top, token)
     value = await asyncio.to_thread(lambda: [_certificate_body(store, entity, now) for entity in page])
-    next_link = None
-    if next_token:
-        params = {"continuationToken": next_token}
-        if within is not None:
-            params["expiringWithinDays"] = str(within)
-        if top is not None:
-            params["top"] = str(top)
-        next_link = with_query(req.url.split("?", 1)[0], **params)
-    return json_response({"value": value, "nextLink": next_link})
+    link = next_link(req, settings.public_base_url, "certificates", next_token,
+                     expiringWithinDays=str(within) if within is not None else None, top=req.params.get("top"))
+    return json_response({"value": value, "nextLink": link})
 
 
 def _certificate_body(store, entity: dict, now: datetime) -> dict:

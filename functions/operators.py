@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.api import ONBOARDING_ID, azure_error, handled, json_response, public_base, validation_error, with_query
-from shared.rules import DEFAULT_PAGE_SIZE, GUID_PATTERN, LIFECYCLE, MAX_PAGE_SIZE
+from functions.api import ONBOARDING_ID, azure_error, handled, json_response, next_link, page_options, validation_error
+from shared.rules import GUID_PATTERN, LIFECYCLE
 from shared.settings import get_settings
-from shared.state import decode_continuation, state_store
+from shared.state import state_store
 
 log = logging.getLogger(__name__)
 bp = df.Blueprint()
@@ -63,34 +63,18 @@ async def list_onboardings(req: func.HttpRequest) -> func.HttpResponse:
     """The onboardings (of one tenant, in one recorded status), a page at a time; nextLink continues."""
     problems = []
     tenant, status = req.params.get("tenantId"), req.params.get("status")
-    top_raw, token = req.params.get("top"), req.params.get("continuationToken") or None
     if tenant is not None and not GUID.match(tenant):
         problems.append({"field": "tenantId", "rule": "must be a tenant id (a GUID)"})
     if status is not None and status not in LIFECYCLE:
         problems.append({"field": "status", "rule": f"must be one of {', '.join(LIFECYCLE)}"})
-    top = DEFAULT_PAGE_SIZE
-    if top_raw is not None:
-        if not top_raw.isdigit() or not 1 <= int(top_raw) <= MAX_PAGE_SIZE:
-            problems.append({"field": "top", "rule": f"must be a whole number from 1 to {MAX_PAGE_SIZE}"})
-        else:
-            top = int(top_raw)
-    if token is not None:
-        try:
-            decode_continuation(token)
-        except ValueError:
-            problems.append({"field": "continuationToken", "rule": "must be a nextLink's token"})
+    top, token = page_options(req, problems)
     if problems:
         return validation_error(problems)
     settings = get_settings()
     page, next_token = await asyncio.to_thread(state_store(settings).onboardings_page, tenant, status, top, token)
-    next_link = None
-    if next_token:
-        # Absolute, on the public base (API Management, a custom domain), carrying no key: send it as a header.
-        query = {name: value for name, value in (("tenantId", tenant), ("status", status),
-                                                 ("top", top_raw)) if value is not None}
-        next_link = with_query(f"{public_base(req, settings.public_base_url)}/api/onboardings",
-                               **query, continuationToken=next_token)
-    return json_response({"value": [_summary(entity) for entity in page], "nextLink": next_link})
+    link = next_link(req, settings.public_base_url, "onboardings", next_token, tenantId=tenant, status=status,
+                     top=req.params.get("top"))
+    return json_response({"value": [_summary(entity) for entity in page], "nextLink": link})
 
 
 @bp.route(route="onboardings/{id}/audit", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
