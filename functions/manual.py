@@ -20,7 +20,7 @@ from urllib.parse import quote
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.api import azure_error, handled, public_base, validation_error
+from functions.api import azure_error, handled, validation_error
 from functions.onboarding import (
     ONBOARDING_ID,
     RECORD_RETRY,
@@ -250,7 +250,12 @@ async def onboarding_script(req: func.HttpRequest, instance: str) -> tuple[bytes
                             f"{record.get('Status')}): the script embeds it; try again when the status is "
                             "waitingForAdmin", target="certificate", headers={"Retry-After": "60"})
     role = catalog.directory_role(record["DirectoryRole"]) if record.get("DirectoryRole") else None
-    base = public_base(req, settings.public_base_url)
+    if not settings.public_base_url:
+        # The script sends the admin to the consent callback: never a URL built from a caller's Host header.
+        raise ManualRefused(500, "PublicBaseUrlNotConfigured", "application setting CERTAUTH_PUBLIC_BASE_URL is "
+                            "required for the script (its consent link is built from it) but not set",
+                            target="CERTAUTH_PUBLIC_BASE_URL")
+    base = settings.public_base_url
     body = onboarding_script_bytes(
         tenant_id=record["TenantId"], onboarding_id=instance, unique_name=application_unique_name(instance),
         display_name=application_display_name(settings, record["ServiceMailbox"]),
