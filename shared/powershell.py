@@ -157,6 +157,41 @@ def scopes_for(directory_role: object) -> tuple[str, ...]:
 
 # -- the script -----------------------------------------------------------------------------------------
 
+def _assign(variable: str, value: str) -> str:
+    """`$variable = <value as a safe string expression>`."""
+    return f"${variable} = {string_expression(value)}"
+
+
+def _module_check(modules: tuple[str, ...]) -> list[str]:
+    """Lines that stop the script, naming what to install, when a Microsoft Graph module it needs is missing."""
+    return [
+        "$modulesMissing = $false",
+        "foreach ($module in @(" + ", ".join(quote_literal(m) for m in modules) + ")) {",
+        "    if (-not (Get-Module -ListAvailable -Name $module)) {",
+        "        Write-Host ('Missing PowerShell module: ' + $module)",
+        "        $modulesMissing = $true",
+        "    }",
+        "}",
+        "if ($modulesMissing) {",
+        "    Write-Host 'Install the Microsoft Graph modules, then run this script again:'",
+        "    Write-Host ('    Install-Module " + ", ".join(modules) + " -Scope CurrentUser')",
+        "    exit 1",
+        "}",
+    ]
+
+
+def _onboarding_values(tenant: str, unique_name: str, display_name: str, onboarding_id: str | None) -> list[str]:
+    """The assignments of the values that name one onboarding's app (the setup and the removal script alike)."""
+    return [
+        "# This onboarding's values.",
+        _assign("tenantId", tenant),
+        _assign("uniqueName", _text(unique_name, "unique_name")),
+        _assign("applicationFilter", "uniqueName eq " + odata_string(unique_name)),
+        _assign("displayName", _text(display_name, "display_name")),
+        _assign("onboardingId", _text(onboarding_id, "onboarding_id") if onboarding_id is not None else "-"),
+    ]
+
+
 def onboarding_script(*, tenant_id: str, unique_name: str, display_name: str, certificate_base64: str,
                       thumbprint: str, not_before: datetime, not_after: datetime,
                       required_resource_access: Mapping[str, Sequence[tuple[str, str]]],
@@ -180,9 +215,6 @@ def onboarding_script(*, tenant_id: str, unique_name: str, display_name: str, ce
         role = (_guid(template_id, "directory role template id"), _text(role_name, "directory role name"))
     scopes = scopes_for(role)
 
-    def assign(variable: str, value: str) -> str:
-        return f"${variable} = {string_expression(value)}"
-
     def when(moment: datetime) -> str:
         return f"[datetime]{quote_literal(moment.strftime('%Y-%m-%dT%H:%M:%SZ'))}"
 
@@ -204,29 +236,13 @@ def onboarding_script(*, tenant_id: str, unique_name: str, display_name: str, ce
         "$ErrorActionPreference = 'Stop'",
         "",
         "# The Microsoft Graph modules this script needs (checked here, so the script can say what to install).",
-        "$modulesMissing = $false",
-        "foreach ($module in @(" + ", ".join(quote_literal(m) for m in REQUIRED_MODULES) + ")) {",
-        "    if (-not (Get-Module -ListAvailable -Name $module)) {",
-        "        Write-Host ('Missing PowerShell module: ' + $module)",
-        "        $modulesMissing = $true",
-        "    }",
-        "}",
-        "if ($modulesMissing) {",
-        "    Write-Host 'Install the Microsoft Graph modules, then run this script again:'",
-        "    Write-Host ('    Install-Module " + ", ".join(REQUIRED_MODULES) + " -Scope CurrentUser')",
-        "    exit 1",
-        "}",
+        *_module_check(REQUIRED_MODULES),
         "",
-        "# This onboarding's values.",
-        assign("tenantId", tenant),
-        assign("uniqueName", _text(unique_name, "unique_name")),
-        assign("applicationFilter", "uniqueName eq " + odata_string(unique_name)),
-        assign("displayName", _text(display_name, "display_name")),
-        assign("onboardingId", _text(onboarding_id, "onboarding_id") if onboarding_id is not None else "-"),
+        *_onboarding_values(tenant, unique_name, display_name, onboarding_id),
         f"$certificate = [Convert]::FromBase64String({quote_literal(certificate)})",
-        assign("thumbprint", thumbprint.upper()),
+        _assign("thumbprint", thumbprint.upper()),
         # Graph's customKeyIdentifier of a certificate key defaults to its SHA-1 thumbprint (keyCredential).
-        assign("keyIdentifier", base64.b64encode(bytes.fromhex(thumbprint)).decode()),
+        _assign("keyIdentifier", base64.b64encode(bytes.fromhex(thumbprint)).decode()),
         f"$keyStart = {when(start)}",
         f"$keyEnd = {when(end)}",
         "$requiredResourceAccess = @(",
@@ -237,12 +253,12 @@ def onboarding_script(*, tenant_id: str, unique_name: str, display_name: str, ce
         ")",
     ]
     if role:
-        lines += [assign("roleTemplateId", role[0]), assign("roleName", role[1]),
-                  assign("roleFilter", "roleDefinitionId eq " + odata_string(role[0]) + " and principalId eq ")]
+        lines += [_assign("roleTemplateId", role[0]), _assign("roleName", role[1]),
+                  _assign("roleFilter", "roleDefinitionId eq " + odata_string(role[0]) + " and principalId eq ")]
     if admin_consent_url is not None:
-        lines.append(assign("adminConsentUrl", _text(admin_consent_url, "admin_consent_url")))
+        lines.append(_assign("adminConsentUrl", _text(admin_consent_url, "admin_consent_url")))
     if verify_url is not None:
-        lines.append(assign("verifyUrl", _text(verify_url, "verify_url")))
+        lines.append(_assign("verifyUrl", _text(verify_url, "verify_url")))
     lines += [
         "",
         "# Sign in. The permissions are asked for you alone, for this session.",
@@ -412,9 +428,6 @@ def removal_script(*, tenant_id: str, unique_name: str, display_name: str, app_i
     tenant = _guid(tenant_id, "tenant_id")
     modules = REMOVAL_MODULES + ((PERMANENT_MODULE,) if permanent else ())
 
-    def assign(variable: str, value: str) -> str:
-        return f"${variable} = {string_expression(value)}"
-
     lines = [
         "#Requires -Version 5.1",
         "# certauth: removal of a manual onboarding. Run this script as a Global Administrator of the tenant,",
@@ -423,26 +436,10 @@ def removal_script(*, tenant_id: str, unique_name: str, display_name: str, app_i
         "# registration. It is safe to run again: what is gone already is skipped.",
         "$ErrorActionPreference = 'Stop'",
         "",
-        "$modulesMissing = $false",
-        "foreach ($module in @(" + ", ".join(quote_literal(m) for m in modules) + ")) {",
-        "    if (-not (Get-Module -ListAvailable -Name $module)) {",
-        "        Write-Host ('Missing PowerShell module: ' + $module)",
-        "        $modulesMissing = $true",
-        "    }",
-        "}",
-        "if ($modulesMissing) {",
-        "    Write-Host 'Install the Microsoft Graph modules, then run this script again:'",
-        "    Write-Host ('    Install-Module " + ", ".join(modules) + " -Scope CurrentUser')",
-        "    exit 1",
-        "}",
+        *_module_check(modules),
         "",
-        "# This onboarding's values.",
-        assign("tenantId", tenant),
-        assign("uniqueName", _text(unique_name, "unique_name")),
-        assign("applicationFilter", "uniqueName eq " + odata_string(unique_name)),
-        assign("displayName", _text(display_name, "display_name")),
-        assign("onboardingId", _text(onboarding_id, "onboarding_id") if onboarding_id is not None else "-"),
-        assign("appId", _guid(app_id, "app_id") if app_id else ""),
+        *_onboarding_values(tenant, unique_name, display_name, onboarding_id),
+        _assign("appId", _guid(app_id, "app_id") if app_id else ""),
         "",
         "Write-Host 'Sign in to Microsoft Graph as a Global Administrator of the tenant.'",
         "Write-Host 'IMPORTANT: when Microsoft asks to approve the permissions, do NOT tick \"Consent on behalf "

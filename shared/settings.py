@@ -102,8 +102,9 @@ class Settings:
     # The product's multi-tenant app registration that customers consent to; it trusts the Function App's
     # managed identity through a federated credential, so the product holds no secret.
     provisioner_client_id: str | None = None
-    # MSAL's authority validation against the public cloud; off only for an authority it cannot know
-    # (Azure Stack, ADFS, the sandbox).
+    # MSAL's authority validation against the public cloud's instance metadata; off only for an authority that
+    # metadata cannot know (Azure Stack Hub, AD FS, a private authority host). azure-identity's
+    # disable_instance_discovery.
     instance_discovery: bool = True
     # Token audiences differ per cloud (learn.microsoft.com/graph/deployments;
     # learn.microsoft.com/entra/workload-id/workload-identity-federation-config-app-trust-managed-identity):

@@ -293,3 +293,21 @@ def product_env(simulator, azurite, monkeypatch):
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()
+
+
+def directory_steps(onboarding, certificate: dict, now) -> dict:
+    """The automatic method's directory steps after the certificate, in order, each asserted ok: what each answered
+    (app, key, sp, consent, role)."""
+    import asyncio
+
+    app = asyncio.run(onboarding.ensure_application())
+    assert app["ok"], app
+    key = asyncio.run(onboarding.ensure_key_credential(app, certificate))
+    assert key["ok"], key
+    sp = asyncio.run(onboarding.ensure_service_principal(app, now))
+    assert sp["ok"], sp
+    consent = asyncio.run(onboarding.grant_permissions(sp["servicePrincipalId"]))
+    assert consent["ok"], consent
+    role = asyncio.run(onboarding.ensure_directory_role(sp["servicePrincipalId"], consent["changes"]))
+    assert role["ok"], role
+    return {"app": app, "key": key, "sp": sp, "consent": consent, "role": role}

@@ -15,6 +15,7 @@ from shared.graph import directory_for
 from shared.onboarding import Onboarding
 from shared.state import onboarding_id
 from tests.conftest import customers
+from tests.integration.conftest import directory_steps
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -41,17 +42,8 @@ def set_up(settings, tenant: str, mailbox: str, **options) -> tuple[Onboarding, 
     now = datetime.now(UTC)
     cert = onboarding.ensure_certificate(now)
     assert cert["ok"], cert
-    app = asyncio.run(onboarding.ensure_application())
-    assert app["ok"], app
-    key = asyncio.run(onboarding.ensure_key_credential(app, cert["certificate"]))
-    assert key["ok"], key
-    sp = asyncio.run(onboarding.ensure_service_principal(app, now))
-    assert sp["ok"], sp
-    consent = asyncio.run(onboarding.grant_permissions(sp["servicePrincipalId"]))
-    assert consent["ok"], consent
-    role = asyncio.run(onboarding.ensure_directory_role(sp["servicePrincipalId"], consent["changes"]))
-    assert role["ok"], role
-    return onboarding, {**app, "servicePrincipalId": sp["servicePrincipalId"]}, cert["certificate"]
+    steps = directory_steps(onboarding, cert["certificate"], now)
+    return onboarding, {**steps["app"], "servicePrincipalId": steps["sp"]["servicePrincipalId"]}, cert["certificate"]
 
 
 def exchange_calls(simulator, since: int) -> list[dict]:

@@ -20,6 +20,7 @@ from shared.offboarding import Offboarding, offboarding_request
 from shared.onboarding import Onboarding, application_unique_name
 from shared.state import expiry_day, onboarding_id
 from tests.conftest import customers
+from tests.integration.conftest import directory_steps
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -48,19 +49,12 @@ def onboard(settings, tenant: str, mailbox: str) -> tuple[Onboarding, dict]:
             break
         assert cert.get("retry"), cert
     assert cert["ok"], attempts
-    app = asyncio.run(onboarding.ensure_application())
-    assert app["ok"], app
-    key = asyncio.run(onboarding.ensure_key_credential(app, cert["certificate"]))
-    assert key["ok"], key
-    sp = asyncio.run(onboarding.ensure_service_principal(app, now))
-    assert sp["ok"], sp
-    consent = asyncio.run(onboarding.grant_permissions(sp["servicePrincipalId"]))
-    assert consent["ok"], consent
-    role = asyncio.run(onboarding.ensure_directory_role(sp["servicePrincipalId"], consent["changes"]))
-    assert role["ok"], role
+    steps = directory_steps(onboarding, cert["certificate"], now)
+    app = steps["app"]
     assert onboarding.prove(app, cert["certificate"])["ok"]
     onboarding.complete({})
-    return onboarding, {"certAttempts": attempts, "cert": cert["certificate"], "app": app, "key": key, "sp": sp}
+    return onboarding, {"certAttempts": attempts, "cert": cert["certificate"], "app": app, "key": steps["key"],
+                        "sp": steps["sp"]}
 
 
 def live_objects(simulator, tenant: str, app_id: str) -> dict:

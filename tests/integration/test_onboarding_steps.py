@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from shared import catalog
 from shared.onboarding import NO_CHANGES, Onboarding
 from shared.state import onboarding_id
+from tests.integration.conftest import directory_steps
 
 
 def test_every_step_runs_and_runs_again_without_creating_anything(simulator, customer, product_env, admin_consent):
@@ -25,19 +26,10 @@ def test_every_step_runs_and_runs_again_without_creating_anything(simulator, cus
     def run_all() -> dict:
         cert = onboarding.ensure_certificate(now)
         assert cert["ok"], cert
-        app = asyncio.run(onboarding.ensure_application())
-        assert app["ok"], app
-        key = asyncio.run(onboarding.ensure_key_credential(app, cert["certificate"]))
-        assert key["ok"], key
-        sp = asyncio.run(onboarding.ensure_service_principal(app, now))
-        assert sp["ok"], sp
-        consent = asyncio.run(onboarding.grant_permissions(sp["servicePrincipalId"]))
-        assert consent["ok"], consent
-        role = asyncio.run(onboarding.ensure_directory_role(sp["servicePrincipalId"], consent["changes"]))
-        assert role["ok"], role
-        proof = onboarding.prove(app, cert["certificate"])
+        steps = directory_steps(onboarding, cert["certificate"], now)
+        proof = onboarding.prove(steps["app"], cert["certificate"])
         assert proof["ok"], proof
-        return {"cert": cert, "app": app, "key": key, "sp": sp, "consent": consent, "role": role, "proof": proof}
+        return {"cert": cert, **steps, "proof": proof}
 
     first = run_all()
     assert first["cert"]["created"]

@@ -19,7 +19,6 @@ from tests.powershell_admin import (
     Hashtable,
     Interpreter,
     command_names,
-    evaluate_assignments,
     parse,
     syntax_errors,
     text,
@@ -28,7 +27,7 @@ from tests.powershell_admin import (
 from tests.unit.test_powershell import (
     HOSTILE_MAILBOXES,
     HOSTILE_TEXT,
-    escaped_ascii_runs,
+    assert_value_stays_literal,
     leaf_tokens_outside_literals,
     outside_literals,
     utf16,
@@ -68,20 +67,7 @@ def hostile_cases():
 @pytest.mark.parametrize(("field", "value"), list(hostile_cases()))
 def test_hostile_values_stay_inside_string_literals_of_the_removal_script(baseline, field, value):
     served = powershell.removal_script_bytes(**arguments(permanent=baseline["permanent"], **{field: value}))
-    assert served.startswith(b"\xef\xbb\xbf")
-    assert served[3:].isascii()
-    tree, source = parse(served)
-    assert syntax_errors(tree, source) == []
-    assert command_names(tree, source) == baseline["commands"]
-    assert leaf_tokens_outside_literals(tree, source) ^ baseline["tokens"] <= {"[", "char", "]", "+"}
-    assert [text(source, n) for n in walk(tree.root_node) if n.type == "comment"] == baseline["comments"]
-    assert not {n.type for n in walk(tree.root_node)} & {"expandable_string_literal", "expandable_here_string_literal",
-                                                          "verbatim_here_string_characters", "sub_expression"}
-    outside = outside_literals(tree, source)
-    for run in escaped_ascii_runs(value):
-        if len(run.strip()) >= 3 and run not in baseline["outside"]:
-            assert run not in outside, f"{run!r} appears outside a string literal"
-    values = evaluate_assignments(served)
+    values = assert_value_stays_literal(served, baseline, value)
     assert utf16(values[FIELDS[field]]) == value
 
 

@@ -169,9 +169,9 @@ def assigned_value(values: dict, field: str):
                    "admin_consent_url": "adminconsenturl"}[field]]
 
 
-@pytest.mark.parametrize(("field", "value"), list(hostile_cases()))
-def test_hostile_values_stay_inside_string_literals(certificate, baseline, field, value):
-    served = powershell.onboarding_script_bytes(**arguments(certificate, **{field: value}))
+def assert_value_stays_literal(served: bytes, baseline: dict, value: str) -> dict:
+    """The checks of a served script (the setup or the removal one) that carries a hostile `value`, against the
+    benign script's `baseline`; its evaluated assignments, for the caller to find the value in."""
     assert served.startswith(b"\xef\xbb\xbf")
     assert served[3:].isascii()
     tree, source = parse(served)
@@ -188,8 +188,14 @@ def test_hostile_values_stay_inside_string_literals(certificate, baseline, field
     for run in escaped_ascii_runs(value):
         if len(run.strip()) >= 3 and run not in baseline["outside"]:
             assert run not in outside, f"{run!r} appears outside a string literal"
+    return evaluate_assignments(served)
+
+
+@pytest.mark.parametrize(("field", "value"), list(hostile_cases()))
+def test_hostile_values_stay_inside_string_literals(certificate, baseline, field, value):
+    served = powershell.onboarding_script_bytes(**arguments(certificate, **{field: value}))
+    values = assert_value_stays_literal(served, baseline, value)
     # The literals and [char] pieces reassemble the value.
-    values = evaluate_assignments(served)
     assert utf16(assigned_value(values, field)) == value
     if field == "unique_name":  # the filter is an OData literal inside the PowerShell literal
         match = re.fullmatch(r"uniqueName eq '((?:[^']|'')*)'", utf16(values["applicationfilter"]))
